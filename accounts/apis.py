@@ -1,0 +1,91 @@
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors, services
+from accounts.models import Account, AccountAPIKey
+from accounts.permissions import IsOps
+from accounts.serializers import (
+    AccountCreateInputSerializer,
+    AccountOutputSerializer,
+    AccountUpdateInputSerializer,
+    ApiKeyCreatedOutputSerializer,
+    ApiKeyCreateInputSerializer,
+    ApiKeyOutputSerializer,
+)
+from core.pagination import OldestFirstCursorPagination
+
+
+class MeApi(APIView):
+    @extend_schema(responses=AccountOutputSerializer, tags=["accounts"])
+    def get(self, request: Request) -> Response:
+        return Response(AccountOutputSerializer(request.user).data)
+
+
+class OpsAccountListCreateApi(generics.ListAPIView):
+    permission_classes = [IsOps]
+    serializer_class = AccountOutputSerializer
+    pagination_class = OldestFirstCursorPagination
+    filterset_fields = ["role", "is_active", "is_suspended"]
+
+    def get_queryset(self) -> QuerySet[Account]:
+        return selectors.account_list()
+
+    @extend_schema(request=AccountCreateInputSerializer, responses={201: AccountOutputSerializer}, tags=["ops"])
+    def post(self, request: Request) -> Response:
+        serializer = AccountCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        account = services.account_create(**serializer.validated_data)
+        return Response(AccountOutputSerializer(account).data, status=status.HTTP_201_CREATED)
+
+
+class OpsAccountDetailApi(APIView):
+    permission_classes = [IsOps]
+
+    @extend_schema(responses=AccountOutputSerializer, tags=["ops"])
+    def get(self, request: Request, ref: str) -> Response:
+        return Response(AccountOutputSerializer(selectors.account_get(ref=ref)).data)
+
+    @extend_schema(request=AccountUpdateInputSerializer, responses=AccountOutputSerializer, tags=["ops"])
+    def patch(self, request: Request, ref: str) -> Response:
+        account = selectors.account_get(ref=ref)
+        serializer = AccountUpdateInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        account = services.account_update(account=account, **serializer.validated_data)
+        return Response(AccountOutputSerializer(account).data)
+
+
+class OpsApiKeyListCreateApi(generics.ListAPIView):
+    permission_classes = [IsOps]
+    serializer_class = ApiKeyOutputSerializer
+    pagination_class = None
+
+    def get_queryset(self) -> QuerySet[AccountAPIKey]:
+        account = selectors.account_get(ref=self.kwargs["ref"])
+        return selectors.api_key_list(account=account).select_related("account")
+
+    @extend_schema(request=ApiKeyCreateInputSerializer, responses={201: ApiKeyCreatedOutputSerializer}, tags=["ops"])
+    def post(self, request: Request, ref: str) -> Response:
+        account = selectors.account_get(ref=ref)
+        serializer = ApiKeyCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        api_key, key = services.api_key_create(
+            account=account,
+            name=serializer.validated_data["name"],
+            expires_at=serializer.validated_data["expires_at"],
+        )
+        api_key.key = key  # type: ignore[attr-defined]
+        return Response(ApiKeyCreatedOutputSerializer(api_key).data, status=status.HTTP_201_CREATED)
+
+
+class OpsApiKeyRevokeApi(APIView):
+    permission_classes = [IsOps]
+
+    @extend_schema(request=None, responses=ApiKeyOutputSerializer, tags=["ops"])
+    def post(self, request: Request, ref: str, prefix: str) -> Response:
+        account = selectors.account_get(ref=ref)
+        api_key = services.api_key_revoke(api_key=selectors.api_key_get(account=account, prefix=prefix))
+        return Response(ApiKeyOutputSerializer(api_key).data)

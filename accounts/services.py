@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Account, AccountAPIKey, Role
+from core.errors import Conflict, FieldError
+
+
+@transaction.atomic
+def account_create(*, ref: str, name: str, role: str, email: str = "") -> Account:
+    """Create an account; a ref is unique across all roles and never reused."""
+    if role not in Role.values:
+        raise FieldError("role", f"Must be one of: {', '.join(Role.values)}.")
+    account = Account(ref=ref, name=name or ref, role=role, email=email)
+    account.full_clean(validate_unique=False)
+    try:
+        with transaction.atomic():
+            account.save()
+    except IntegrityError:
+        raise Conflict(f"An account with ref '{ref}' already exists.", code="account_exists", ref=ref) from None
+    return account
+
+
+@transaction.atomic
+def account_update(*, account: Account, **fields: object) -> Account:
+    """Change an account's name, email, activity or suspension; ref and role are fixed."""
+    allowed = {"name", "email", "is_active", "is_suspended"}
+    changed = [field for field in fields if field in allowed]
+    for field in changed:
+        setattr(account, field, fields[field])
+    if changed:
+        account.full_clean(validate_unique=False)
+        account.save(update_fields=[*changed, "updated_at"])
+    return account
+
+
+@transaction.atomic
+def account_get_or_create(*, ref: str, role: str, name: str = "") -> tuple[Account, bool]:
+    """Return the account ``ref``, creating it with ``role`` when missing.
+
+    An existing account must already have that role: roles never change silently.
+    """
+    account = Account.objects.filter(ref=ref).first()
+    if account is None:
+        return account_create(ref=ref, name=name or ref, role=role), True
+    if account.role != role:
+        raise Conflict(
+            f"Account '{ref}' exists with role '{account.role}', not '{role}'.",
+            code="role_mismatch",
+        )
+    return account, False
+
+
+@transaction.atomic
+def api_key_create(
+    *, account: Account, name: str, expires_at: datetime | None = None
+) -> tuple[AccountAPIKey, str]:
+    """Issue a new key for ``account``; the clear key is returned here and never again."""
+    if expires_at is not None and expires_at <= timezone.now():
+        raise FieldError("expires_at", "Must be in the future.")
+    api_key, key = AccountAPIKey.objects.create_key(
+        account=account, name=(name or "default")[:50], expiry_date=expires_at
+    )
+    return api_key, key
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: AccountAPIKey) -> AccountAPIKey:
+    """Revoke a key for good; revoking twice is harmless."""
+    if not api_key.revoked:
+        api_key.revoked = True
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked", "revoked_at"])
+    return api_key

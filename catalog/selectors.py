@@ -1,0 +1,19 @@
+from django.db.models import Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
+
+from catalog.models import Dataset, DatasetFrequency
+
+
+def dataset_list() -> QuerySet[Dataset]:
+    return Dataset.objects.prefetch_related(
+        Prefetch("frequencies", queryset=DatasetFrequency.objects.order_by("id"))
+    )
+
+
+def dataset_get(*, symbol: str) -> Dataset:
+    """The dataset with ``symbol`` (case-insensitive), or 404."""
+    return get_object_or_404(dataset_list(), symbol=symbol.upper())
+
+
+def dataset_frequency_get(*, dataset: Dataset, frequency: str) -> DatasetFrequency | None:
+    return next((f for f in dataset.frequencies.all() if f.frequency == frequency), None)

@@ -1,0 +1,73 @@
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.errors import PROBLEM_CONTENT_TYPE, problem
+
+_status_serializer = inline_serializer("HealthStatus", {"status": serializers.CharField()})
+
+
+class HealthApi(APIView):
+    """Liveness: the process is up and serving requests."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: _status_serializer}, tags=["health"])
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})
+
+
+def _check_database() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # any failure means "not ready"
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _check_broker() -> str | None:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return None
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=2, socket_timeout=2)
+        client.ping()
+        client.close()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+class ReadinessApi(APIView):
+    """Readiness: the database and the broker answer."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        responses={200: _status_serializer, 503: _status_serializer},
+        tags=["health"],
+    )
+    def get(self, request: Request) -> Response:
+        checks: dict[str, Any] = {"database": _check_database(), "broker": _check_broker()}
+        failing = sorted(name for name, error in checks.items() if error)
+        if failing:
+            body = problem(
+                503,
+                "dependency_unavailable",
+                f"Not ready: {', '.join(failing)} unreachable.",
+                instance=request.path,
+                checks={name: error or "ok" for name, error in checks.items()},
+            )
+            return Response(body, status=503, content_type=PROBLEM_CONTENT_TYPE)
+        return Response({"status": "ok", "checks": {name: "ok" for name in checks}})

@@ -1,0 +1,23 @@
+from typing import Any
+
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _install_schedules(sender: AppConfig, **kwargs: Any) -> None:
+    from core.schedules import schedules_install
+
+    schedules_install()
+
+
+class CoreConfig(AppConfig):
+    name = "core"
+
+    def ready(self) -> None:
+        from django.contrib import admin
+        from django.conf import settings
+
+        admin.site.site_header = settings.ADMIN_SITE_HEADER
+        admin.site.site_title = settings.ADMIN_SITE_HEADER
+        admin.site.index_title = "Operations"
+        post_migrate.connect(_install_schedules, sender=self)

@@ -1,0 +1,53 @@
+import os
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from accounts import services as account_services
+from accounts.models import Role
+from catalog.services import catalog_seed
+from core.schedules import schedules_install
+
+DEMO_ACCOUNTS = [
+    ("demo-quant", Role.QUANT, "Demo Quant"),
+    ("demo-ops", Role.OPS, "Demo Ops"),
+    ("demo-seller", Role.SELLER, "Demo Seller"),
+    ("demo-buyer", Role.BUYER, "Demo Buyer"),
+]
+
+
+class Command(BaseCommand):
+    help = "Idempotently create the catalog, the periodic schedules, one demo account per role and, when DJANGO_SUPERUSER_* are set, an admin user."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--no-demo", action="store_true", help="Skip the demo accounts.")
+
+    @transaction.atomic
+    def handle(self, *args: Any, **options: Any) -> None:
+        for item in catalog_seed():
+            self.stdout.write(f"catalog: created {item}")
+        for name in schedules_install():
+            self.stdout.write(f"schedule: created {name}")
+        if not options["no_demo"]:
+            for ref, role, name in DEMO_ACCOUNTS:
+                account, created = account_services.account_get_or_create(ref=ref, role=role, name=name)
+                if created:
+                    _, key = account_services.api_key_create(account=account, name="demo")
+                    self.stdout.write(f"account: created {ref} ({role}) with API key {key}")
+        self._superuser()
+        self.stdout.write(self.style.SUCCESS("Seed complete."))
+
+    def _superuser(self) -> None:
+        username = os.environ.get("DJANGO_SUPERUSER_USERNAME")
+        password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
+        if not (username and password):
+            return
+        User = get_user_model()
+        if User.objects.filter(username=username).exists():
+            return
+        User.objects.create_superuser(
+            username=username, password=password, email=os.environ.get("DJANGO_SUPERUSER_EMAIL", "")
+        )
+        self.stdout.write(f"admin: created superuser {username}")
