@@ -17,7 +17,7 @@ class AccountAPIKeyInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = ["prefix", "name", "created", "expiry_date", "revoked", "revoked_at", "last_used_at"]
+    fields = ("prefix", "name", "created", "expiry_date", "revoked", "revoked_at", "last_used_at")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -39,9 +39,9 @@ class AccountAdmin(admin.ModelAdmin):
 
 @admin.register(AccountAPIKey)
 class AccountAPIKeyAdmin(APIKeyModelAdmin):
-    list_display = ["prefix", "name", "account", "created", "expiry_date", "_has_expired", "revoked"]
-    list_filter = ["revoked", "account__role", "created"]
-    search_fields = ["prefix", "name", "account__ref"]
+    list_display = ("prefix", "name", "account", "created", "expiry_date", "_has_expired", "revoked")  # type: ignore[assignment]
+    list_filter = ("revoked", "account__role", "created")  # type: ignore[assignment]
+    search_fields = ("prefix", "name", "account__ref")  # type: ignore[assignment]
     list_select_related = ["account"]
     raw_id_fields = ["account"]
     actions = ["revoke_selected"]
@@ -51,7 +51,7 @@ class AccountAPIKeyAdmin(APIKeyModelAdmin):
             return ("prefix",)
         return ("prefix", "account", "created", "revoked", "revoked_at", "last_used_at")
 
-    def save_model(self, request: HttpRequest, obj: AccountAPIKey, form: Any = None, change: bool = False) -> None:
+    def save_model(self, request: HttpRequest, obj: Any, form: Any = None, change: bool = False) -> None:
         if change:
             obj.save()
             return

@@ -25,11 +25,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if not key or " " in key:
             raise exceptions.AuthenticationFailed("Malformed Api-Key header: expected 'Api-Key <key>'.")
         prefix, _, _ = key.partition(".")
-        api_key = (
-            AccountAPIKey.objects.select_related("account")
-            .filter(prefix=prefix, revoked=False)
-            .first()
-        )
+        api_key = AccountAPIKey.objects.select_related("account").filter(prefix=prefix, revoked=False).first()
         if api_key is None or not api_key.is_valid(key):
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         if api_key.expiry_date is not None and api_key.expiry_date <= timezone.now():

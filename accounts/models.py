@@ -22,9 +22,7 @@ class Account(models.Model):
     name = models.CharField(max_length=200)
     role = models.CharField(max_length=16, choices=Role.choices)
     email = models.EmailField(blank=True)
-    is_active = models.BooleanField(
-        default=True, help_text="Inactive accounts cannot authenticate at all."
-    )
+    is_active = models.BooleanField(default=True, help_text="Inactive accounts cannot authenticate at all.")
     is_suspended = models.BooleanField(
         default=False,
         help_text="Suspended accounts can still read, but their access requests are refused automatically.",

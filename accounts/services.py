@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -55,16 +56,14 @@ def account_get_or_create(*, ref: str, role: str, name: str = "") -> tuple[Accou
 
 
 @transaction.atomic
-def api_key_create(
-    *, account: Account, name: str, expires_at: datetime | None = None
-) -> tuple[AccountAPIKey, str]:
+def api_key_create(*, account: Account, name: str, expires_at: datetime | None = None) -> tuple[AccountAPIKey, str]:
     """Issue a new key for ``account``; the clear key is returned here and never again."""
     if expires_at is not None and expires_at <= timezone.now():
         raise FieldError("expires_at", "Must be in the future.")
     api_key, key = AccountAPIKey.objects.create_key(
         account=account, name=(name or "default")[:50], expiry_date=expires_at
     )
-    return api_key, key
+    return cast(AccountAPIKey, api_key), key
 
 
 @transaction.atomic

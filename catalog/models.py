@@ -17,9 +17,7 @@ class Dataset(models.Model):
 
     symbol = models.CharField(max_length=16, unique=True)
     name = models.CharField(max_length=100)
-    coincap_id = models.CharField(
-        max_length=64, help_text="The asset's id at CoinCap, e.g. 'bitcoin'.", blank=True
-    )
+    coincap_id = models.CharField(max_length=64, help_text="The asset's id at CoinCap, e.g. 'bitcoin'.", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -34,9 +32,7 @@ class DatasetFrequency(models.Model):
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="frequencies")
     frequency = models.CharField(max_length=8, choices=Frequency.choices)
-    approval_mode = models.CharField(
-        max_length=16, choices=ApprovalMode.choices, default=ApprovalMode.MANUAL
-    )
+    approval_mode = models.CharField(max_length=16, choices=ApprovalMode.choices, default=ApprovalMode.MANUAL)
 
     class Meta:
         ordering = ["dataset__symbol", "frequency"]

@@ -5,9 +5,7 @@ from catalog.models import Dataset, DatasetFrequency
 
 
 def dataset_list() -> QuerySet[Dataset]:
-    return Dataset.objects.prefetch_related(
-        Prefetch("frequencies", queryset=DatasetFrequency.objects.order_by("id"))
-    )
+    return Dataset.objects.prefetch_related(Prefetch("frequencies", queryset=DatasetFrequency.objects.order_by("id")))
 
 
 def dataset_get(*, symbol: str) -> Dataset:

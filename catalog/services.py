@@ -3,7 +3,12 @@ from django.db import transaction
 from catalog.models import Dataset, DatasetFrequency, Frequency
 
 CATALOG = [
-    {"symbol": "BTC", "name": "Bitcoin", "coincap_id": "bitcoin", "frequencies": [Frequency.HOUR, Frequency.DAY, Frequency.MONTH]},
+    {
+        "symbol": "BTC",
+        "name": "Bitcoin",
+        "coincap_id": "bitcoin",
+        "frequencies": [Frequency.HOUR, Frequency.DAY, Frequency.MONTH],
+    },
     {"symbol": "ETH", "name": "Ethereum", "coincap_id": "ethereum", "frequencies": [Frequency.DAY]},
 ]
 

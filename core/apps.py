@@ -14,8 +14,8 @@ class CoreConfig(AppConfig):
     name = "core"
 
     def ready(self) -> None:
-        from django.contrib import admin
         from django.conf import settings
+        from django.contrib import admin
 
         admin.site.site_header = settings.ADMIN_SITE_HEADER
         admin.site.site_title = settings.ADMIN_SITE_HEADER

@@ -32,7 +32,7 @@ class ProblemError(exceptions.APIException):
     extra keyword arguments become members of the problem body.
     """
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     default_code = "bad_request"
     default_detail = "The request could not be processed."
 
@@ -189,15 +189,18 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             codes = exc.get_codes()
             code = codes if isinstance(codes, str) else "error"
         body = problem(response.status_code, code, str(exc.detail), instance=instance)
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            body["retry_after"] = int(exc.wait)
+        wait = getattr(exc, "wait", None)
+        if isinstance(exc, exceptions.Throttled) and wait is not None:
+            body["retry_after"] = int(wait)
 
     response.data = body
     response.content_type = PROBLEM_CONTENT_TYPE
     return response
 
 
-def problem_response(status_code: int, code: str, detail: str, request: HttpRequest | None = None, **extra: Any) -> HttpResponse:
+def problem_response(
+    status_code: int, code: str, detail: str, request: HttpRequest | None = None, **extra: Any
+) -> HttpResponse:
     """A plain Django response in the problem format, for code outside DRF views."""
     body = problem(status_code, code, detail, instance=request.path if request else None, **extra)
     return HttpResponse(json.dumps(body), status=status_code, content_type=PROBLEM_CONTENT_TYPE)

@@ -123,9 +123,7 @@ def test_ops_key_for_unknown_account_is_404(ops_client):
 
 def test_key_with_expiry_in_the_past_is_refused(ops_client):
     ops_client.post("/api/v1/ops/accounts", {"ref": "exp", "role": "quant"})
-    response = ops_client.post(
-        "/api/v1/ops/accounts/exp/api-keys", {"name": "x", "expires_at": "2001-01-01T00:00:00Z"}
-    )
+    response = ops_client.post("/api/v1/ops/accounts/exp/api-keys", {"name": "x", "expires_at": "2001-01-01T00:00:00Z"})
     assert response.status_code == 400
     assert "expires_at" in response.json()["errors"]
 
