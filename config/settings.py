@@ -6,11 +6,9 @@ production is the environment, never the code path.
 
 import os
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 import environ
-from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -184,10 +182,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
-# Periodic tasks, declared here and installed into django-celery-beat's tables by
-# `migrate` and `seed` (core.schedules). Ops may edit them in the admin afterwards.
-PERIODIC_TASKS: dict[str, dict] = {}
-
 # --- REST framework -----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],
@@ -259,5 +253,3 @@ if EMBEDDED and not os.environ.get("BACKOFFICE_EMBEDDED_NOTICE"):
         f"Embedded mode: no DATABASE_URL, so data lives in SQLite at {DATABASES['default']['NAME']} "
         "and Celery tasks run in-process. Set DATABASE_URL and REDIS_URL for PostgreSQL and workers.\n"
     )
-
-__all__ = ["crontab", "timedelta"]

@@ -1,17 +1,20 @@
-"""Install the periodic tasks declared in ``settings.PERIODIC_TASKS`` into
-django-celery-beat's tables, idempotently, so they are visible and editable in
-the admin. A schedule an operator has edited keeps the operator's timing; only
+"""Install the periodic tasks that apps declare in their ``schedules.py``
+(a ``PERIODIC_TASKS`` dict: name -> {"task", "schedule", "kwargs"?, "queue"?,
+"description"?}) into django-celery-beat's tables, idempotently, so they are
+visible and editable in the admin. A schedule an operator has edited keeps the operator's timing; only
 the task path and arguments are brought back in line with the code."""
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
+from importlib import import_module
 from typing import Any
 
 from celery.schedules import crontab
-from django.conf import settings
+from django.apps import apps
 from django.db import transaction
+from django.utils.module_loading import module_has_submodule
 
 
 def _schedule_fields(schedule: Any) -> dict[str, Any]:
@@ -35,13 +38,23 @@ def _schedule_fields(schedule: Any) -> dict[str, Any]:
     raise TypeError(f"Unsupported schedule {schedule!r}")
 
 
+def schedules_declared() -> dict[str, dict[str, Any]]:
+    """Every app's ``schedules.PERIODIC_TASKS``, merged."""
+    declared: dict[str, dict[str, Any]] = {}
+    for app_config in apps.get_app_configs():
+        if module_has_submodule(app_config.module, "schedules") and app_config.name != "core":
+            module = import_module(f"{app_config.name}.schedules")
+            declared.update(getattr(module, "PERIODIC_TASKS", {}))
+    return declared
+
+
 @transaction.atomic
 def schedules_install() -> list[str]:
     """Create the declared periodic tasks that are missing; return their names."""
     from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
     created = []
-    for name, spec in settings.PERIODIC_TASKS.items():
+    for name, spec in schedules_declared().items():
         defaults = {
             "task": spec["task"],
             "kwargs": json.dumps(spec.get("kwargs", {})),

@@ -34,3 +34,14 @@ class DatasetFrequencyFactory(factory.django.DjangoModelFactory):
 
     dataset = factory.SubFactory(DatasetFactory)
     frequency = Frequency.DAY
+
+
+class GrantFactory(factory.django.DjangoModelFactory):
+    """An active grant; pass ``expires_at`` for a trial."""
+
+    class Meta:
+        model = "entitlements.Grant"
+
+    account = factory.SubFactory(AccountFactory)
+    dataset = factory.SubFactory(DatasetFactory)
+    frequency = Frequency.DAY
