@@ -246,6 +246,11 @@ COINCAP_BASE_URL = env("COINCAP_BASE_URL", default="https://rest.coincap.io/v3")
 COINCAP_API_KEY = env("COINCAP_API_KEY", default="")
 PRICE_SOURCE = env("PRICE_SOURCE", default="coincap" if COINCAP_API_KEY else "synthetic")
 WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=False)
+# Entitlements: hours after an Ops refusal during which a new request for the same
+# dataset frequency is refused automatically (0 disables), and hours before a trial
+# ends that the quant gets one access_grant.expiring notice.
+ENTITLEMENTS_REFUSAL_COOLDOWN = env.float("ENTITLEMENTS_REFUSAL_COOLDOWN", default=24.0)
+GRANT_EXPIRING_NOTICE = env.float("GRANT_EXPIRING_NOTICE", default=24.0)
 
 ADMIN_SITE_HEADER = env("ADMIN_SITE_HEADER", default="Back Office")
 

@@ -69,6 +69,11 @@ class AccessRequestItem(models.Model):
         "accounts.Account", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     decided_automatically = models.BooleanField(default=False)
+    decision_rule = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="Machine code of what decided the item: a policy rule, ops_decision or cancelled_by_requester.",
+    )
     decision_note = models.TextField(blank=True, help_text="Why: the Ops note, refusal reason or policy rule.")
 
     class Meta:
