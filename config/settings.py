@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import environ
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -177,6 +178,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# A plain `celery -A config worker` consumes every queue; `-Q webhooks` etc. splits them out.
+CELERY_TASK_QUEUES = [Queue("default"), Queue("pricing"), Queue("webhooks")]
 CELERY_TASK_ROUTES = {
     "pricing.tasks.*": {"queue": "pricing"},
     "webhooks.tasks.*": {"queue": "webhooks"},
