@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import environ
-from kombu import Queue
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -179,7 +179,7 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # A plain `celery -A config worker` consumes every queue; `-Q webhooks` etc. splits them out.
-CELERY_TASK_QUEUES = [Queue("default"), Queue("pricing"), Queue("webhooks")]
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in ("default", "pricing", "webhooks")]
 CELERY_TASK_ROUTES = {
     "pricing.tasks.*": {"queue": "pricing"},
     "webhooks.tasks.*": {"queue": "webhooks"},
@@ -249,6 +249,19 @@ COINCAP_BASE_URL = env("COINCAP_BASE_URL", default="https://rest.coincap.io/v3")
 COINCAP_API_KEY = env("COINCAP_API_KEY", default="")
 PRICE_SOURCE = env("PRICE_SOURCE", default="coincap" if COINCAP_API_KEY else "synthetic")
 WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=False)
+# Webhooks: outbound timeouts (seconds), response bytes kept per attempt, the retry
+# schedule (seconds between attempts, +/- jitter), the cap on a receiver's Retry-After,
+# how long an endpoint may fail continuously before it is disabled, and the worker lease.
+WEBHOOKS_CONNECT_TIMEOUT = env.float("WEBHOOKS_CONNECT_TIMEOUT", default=3.0)
+WEBHOOKS_TIMEOUT = env.float("WEBHOOKS_TIMEOUT", default=15.0)
+WEBHOOKS_MAX_RESPONSE_BYTES = env.int("WEBHOOKS_MAX_RESPONSE_BYTES", default=1024)
+WEBHOOKS_RETRY_SCHEDULE = env.list(
+    "WEBHOOKS_RETRY_SCHEDULE", cast=float, default=[5, 30, 120, 300, 900, 1800, 3600, 7200, 14400, 21600, 28800]
+)
+WEBHOOKS_RETRY_JITTER = env.float("WEBHOOKS_RETRY_JITTER", default=0.2)
+WEBHOOKS_RETRY_AFTER_MAX = env.float("WEBHOOKS_RETRY_AFTER_MAX", default=3600.0)
+WEBHOOKS_DISABLE_AFTER = env.float("WEBHOOKS_DISABLE_AFTER", default=5 * 24 * 3600.0)
+WEBHOOKS_LEASE_SECONDS = env.float("WEBHOOKS_LEASE_SECONDS", default=60.0)
 # Entitlements: hours after an Ops refusal during which a new request for the same
 # dataset frequency is refused automatically (0 disables), and hours before a trial
 # ends that the quant gets one access_grant.expiring notice.
