@@ -268,6 +268,22 @@ WEBHOOKS_LEASE_SECONDS = env.float("WEBHOOKS_LEASE_SECONDS", default=60.0)
 ENTITLEMENTS_REFUSAL_COOLDOWN = env.float("ENTITLEMENTS_REFUSAL_COOLDOWN", default=24.0)
 GRANT_EXPIRING_NOTICE = env.float("GRANT_EXPIRING_NOTICE", default=24.0)
 
+# Pricing: CoinCap timeouts (seconds), retries on 429/5xx/timeouts with exponential
+# backoff (base seconds) and the cap on a Retry-After we honour; the days one history
+# call may span per interval; the first backfill depth; how many points one API request
+# may fetch on demand; page sizes of the price endpoint.
+COINCAP_CONNECT_TIMEOUT = env.float("COINCAP_CONNECT_TIMEOUT", default=3.05)
+COINCAP_READ_TIMEOUT = env.float("COINCAP_READ_TIMEOUT", default=15.0)
+COINCAP_MAX_RETRIES = env.int("COINCAP_MAX_RETRIES", default=3)
+COINCAP_BACKOFF = env.float("COINCAP_BACKOFF", default=0.5)
+COINCAP_RETRY_AFTER_MAX = env.float("COINCAP_RETRY_AFTER_MAX", default=30.0)
+COINCAP_CHUNK_DAYS_H1 = env.int("COINCAP_CHUNK_DAYS_H1", default=30)
+COINCAP_CHUNK_DAYS_D1 = env.int("COINCAP_CHUNK_DAYS_D1", default=365)
+PRICE_BACKFILL_DAYS = env.int("PRICE_BACKFILL_DAYS", default=365)
+PRICE_ON_DEMAND_MAX_POINTS = env.int("PRICE_ON_DEMAND_MAX_POINTS", default=2160)
+PRICE_PAGE_SIZE = env.int("PRICE_PAGE_SIZE", default=1000)
+PRICE_MAX_PAGE_SIZE = env.int("PRICE_MAX_PAGE_SIZE", default=10000)
+
 ADMIN_SITE_HEADER = env("ADMIN_SITE_HEADER", default="Back Office")
 
 if EMBEDDED and not os.environ.get("BACKOFFICE_EMBEDDED_NOTICE"):
