@@ -60,6 +60,12 @@ class ServiceUnavailable(ProblemError):
     default_detail = "A dependency is unavailable; try again later."
 
 
+class PayloadTooLarge(ProblemError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+    default_detail = "The request body is too large."
+
+
 class NotFound(ProblemError):
     status_code = status.HTTP_404_NOT_FOUND
     default_code = "not_found"
