@@ -5,7 +5,7 @@ from django.db.models.signals import post_migrate
 
 
 def _install_schedules(sender: AppConfig, **kwargs: Any) -> None:
-    from core.schedules import schedules_install
+    from core.periodic import schedules_install
 
     schedules_install()
 

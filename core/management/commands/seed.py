@@ -8,7 +8,7 @@ from django.db import transaction
 from accounts import services as account_services
 from accounts.models import Role
 from catalog.services import catalog_seed
-from core.schedules import schedules_install
+from core.periodic import schedules_install
 
 DEMO_ACCOUNTS = [
     ("demo-quant", Role.QUANT, "Demo Quant"),

@@ -1,0 +1,106 @@
+"""``Idempotency-Key`` for the POSTs that create things.
+
+A repeated key with the same body gets the first response again (with
+``Idempotent-Replayed: true``); the same key with another body gets 422; a repeat
+that arrives while the first is still running gets 409. Server errors are not
+kept, so the client may retry them. Records are purged after
+``IDEMPOTENCY_KEY_TTL``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from core.errors import problem_response
+from core.models import IdempotencyRecord
+
+HEADER = "HTTP_IDEMPOTENCY_KEY"
+REPLAYED_HEADERS = ("ETag", "Location", "Content-Location")
+
+
+def _scope(request: HttpRequest, key: str) -> str:
+    credential = request.META.get("HTTP_AUTHORIZATION", "")
+    raw = "\x1f".join([credential, request.method or "", request.path, key])
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _replay(record: IdempotencyRecord) -> HttpResponse:
+    response = HttpResponse(bytes(record.body), status=record.status_code, content_type=record.content_type)
+    for name, value in record.headers.items():
+        response[name] = value
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+class IdempotencyMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        key = request.META.get(HEADER)
+        if request.method != "POST" or key is None or not request.path.startswith("/api/"):
+            return self.get_response(request)
+        if not 1 <= len(key) <= 255:
+            return problem_response(400, "validation_error", "Idempotency-Key must be 1 to 255 characters.", request)
+        scope = _scope(request, key)
+        try:
+            fingerprint = hashlib.sha256(request.body).hexdigest()
+        except RequestDataTooBig:
+            return problem_response(413, "payload_too_large", "The request body is too large.", request)
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(scope=scope, fingerprint=fingerprint)
+        except IntegrityError:
+            return self._repeat(request, scope, fingerprint)
+
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            record.delete()
+            raise
+        if response.status_code >= 500 or getattr(response, "streaming", False):
+            record.delete()
+            return response
+        record.status_code = response.status_code
+        record.content_type = response.get("Content-Type", "")
+        record.headers = {name: response[name] for name in REPLAYED_HEADERS if response.has_header(name)}
+        record.body = response.content
+        record.save(update_fields=["status_code", "content_type", "headers", "body"])
+        return response
+
+    def _repeat(self, request: HttpRequest, scope: str, fingerprint: str) -> HttpResponse:
+        record = IdempotencyRecord.objects.filter(scope=scope).first()
+        if record is None:  # purged or failed meanwhile: let the client retry
+            return problem_response(
+                409, "idempotency_key_in_use", "This Idempotency-Key is being processed; retry shortly.", request
+            )
+        if record.fingerprint != fingerprint:
+            return problem_response(
+                422,
+                "idempotency_key_reused",
+                "This Idempotency-Key was already used with a different request body.",
+                request,
+            )
+        if record.status_code is None:
+            return problem_response(
+                409,
+                "idempotency_key_in_use",
+                "A request with this Idempotency-Key is still being processed; retry shortly.",
+                request,
+            )
+        return _replay(record)
+
+
+def idempotency_records_purge(*, older_than: timedelta | None = None) -> int:
+    """Delete records past their time to live; returns how many."""
+    cutoff = timezone.now() - (older_than or settings.IDEMPOTENCY_KEY_TTL)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
