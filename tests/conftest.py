@@ -1,4 +1,4 @@
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.db import connection
@@ -8,6 +8,7 @@ from accounts import services as account_services
 from accounts.models import Account, Role
 from catalog.services import catalog_seed
 from tests.factories import AccountFactory
+from tests.receiver import WebhookReceiver
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -77,3 +78,63 @@ def buyer_client(make_client: Callable[..., AccountClient]) -> AccountClient:
 def catalog(db: None) -> None:
     """The seeded catalog: BTC (1h, 1d, 1mo) and ETH (1d)."""
     catalog_seed()
+
+
+# --- webhooks: a real receiver and synchronous delivery ---------------------------------
+
+
+@pytest.fixture
+def webhook_receiver(settings: pytest.FixtureRequest) -> Iterator[WebhookReceiver]:
+    """A started local HTTP receiver (tests/receiver.py) that records what it gets; stopped after the test.
+
+    Allows private URLs (WEBHOOKS_ALLOW_PRIVATE_URLS=True) so that endpoints may point at it.
+    """
+    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True  # type: ignore[attr-defined]
+    receiver = WebhookReceiver().start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+@pytest.fixture
+def deliver_now(settings: pytest.FixtureRequest) -> Callable[..., int]:
+    """Run pending webhook work synchronously until nothing is due; returns the number of attempts made.
+
+    Goes through the real code: the sweeper service fans out every event not yet
+    dispatched and claims every due delivery, and each claim runs the real
+    ``webhooks.tasks.delivery_attempt`` task function in this thread. Usage::
+
+        services.deal_create(...)      # publishes an event
+        deliver_now()
+        webhook_receiver.wait_for(1)
+
+    Works with the plain ``db`` fixture too (the sweeper finds the undispatched
+    event). The on-commit fast path only runs in tests marked
+    ``@pytest.mark.django_db(transaction=True)`` or inside
+    ``django_capture_on_commit_callbacks(execute=True)``; without either, the
+    on-commit enqueue never happens and ``deliver_now()`` is what delivers.
+    Retries scheduled for later are not due: shorten them in the test with
+    ``settings.WEBHOOKS_RETRY_SCHEDULE = [0, 0, 0]`` if it needs them now.
+    Allows private URLs (WEBHOOKS_ALLOW_PRIVATE_URLS=True).
+    """
+    from webhooks import services as webhook_services
+    from webhooks import tasks as webhook_tasks
+
+    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True  # type: ignore[attr-defined]
+
+    def _deliver(max_rounds: int = 50) -> int:
+        attempts = 0
+
+        def run(delivery_id: int, lease_token: str) -> None:
+            nonlocal attempts
+            attempts += 1
+            webhook_tasks.delivery_attempt(delivery_id, lease_token)
+
+        for _ in range(max_rounds):
+            result = webhook_services.webhooks_sweep(deliver=run)
+            if not result.dispatched and not result.claimed:
+                return attempts
+        raise AssertionError(f"webhook work still due after {max_rounds} rounds")
+
+    return _deliver

@@ -1,3 +1,4 @@
+import base64
 import secrets
 import uuid
 
@@ -11,9 +12,11 @@ def new_event_id() -> str:
 
 
 def new_secret() -> str:
-    import base64
-
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def new_lease_token() -> str:
+    return uuid.uuid4().hex
 
 
 class Event(models.Model):
@@ -53,3 +56,97 @@ class EventRecipient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} -> {self.account_id}"
+
+
+class Endpoint(models.Model):
+    """A URL an account wants its events POSTed to, signed with the endpoint's secret."""
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(max_length=2000)
+    description = models.CharField(max_length=500, blank=True)
+    event_types = models.JSONField(
+        default=list, blank=True, help_text='Event types delivered here; empty or ["*"] means every type.'
+    )
+    secret = models.CharField(max_length=100, default=new_secret, editable=False)
+    previous_secret = models.CharField(max_length=100, blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    enabled = models.BooleanField(default=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=500, blank=True)
+    failing_since = models.DateTimeField(
+        null=True, blank=True, help_text="First failure since the last success; cleared by a success."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["account", "id"], name="endpoint_account_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.url}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Delivery(models.Model):
+    """One event on its way to one endpoint; the retry schedule lives in ``next_attempt_at``.
+
+    A worker owns a pending delivery while ``lease_expires_at`` is in the future and it
+    holds ``lease_token``; a claim whose worker died ends with its lease.
+    """
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempt_count = models.PositiveIntegerField(default=0, help_text="Attempts made, redeliveries included.")
+    round_attempts = models.PositiveIntegerField(
+        default=0, help_text="Attempts since the delivery was created or last redelivered; drives the schedule."
+    )
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(max_length=32, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "deliveries"
+        constraints = [models.UniqueConstraint(fields=["event", "endpoint"], name="uniq_delivery_event_endpoint")]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], name="delivery_due_idx", condition=Q(status=DeliveryStatus.PENDING)
+            ),
+            models.Index(fields=["endpoint", "-id"], name="delivery_endpoint_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery #{self.pk} ({self.status})"
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP request made for a delivery, kept as sent and answered."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    response_body = models.TextField(blank=True, help_text="The first 1 KB of the response.")
+    url = models.URLField(max_length=2000)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="uniq_attempt_number")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery #{self.delivery_id}"

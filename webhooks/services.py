@@ -1,14 +1,58 @@
+"""Writes of the webhooks app: the outbox, endpoints, and the delivery state machine.
+
+A delivery is ``pending`` until it ``succeeded``, ``failed`` (last attempt of its
+schedule, endpoint gone or disabled) or was ``cancelled`` (its recipient may no
+longer see the event). Whoever attempts a pending delivery first claims it: a
+lease token and expiry written under ``SELECT ... FOR UPDATE SKIP LOCKED``, so
+any number of workers and sweepers share the table without double-claiming,
+and a claim whose worker died lapses with its lease.
+"""
+
 from __future__ import annotations
 
+import email.utils
 import json
-from collections.abc import Iterable
+import logging
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
 
 from accounts.models import Account
-from webhooks.models import Event, EventRecipient
+from core.actors import Actor
+from core.errors import Conflict, FieldError
+from webhooks import http
+from webhooks.catalog import ALL, ENDPOINT_DISABLED, EVENT_TYPES, PING, subscribed
+from webhooks.models import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Endpoint,
+    Event,
+    EventRecipient,
+    new_lease_token,
+    new_secret,
+)
+from webhooks.registry import audience_allows
+
+logger = logging.getLogger(__name__)
+
+SECRET_OVERLAP = timedelta(hours=24)
+"""How long the previous secret keeps signing beside the new one after a rotation."""
+
+Claim = tuple[int, str]
+"""(delivery id, lease token): what a worker needs to attempt a delivery it claimed."""
+
+
+# --- the outbox ------------------------------------------------------------------------
 
 
 def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
@@ -36,4 +80,490 @@ def event_publish(*, event_type: str, data: dict[str, Any], recipients: Iterable
 def _enqueue_dispatch(event_id: int) -> None:
     from webhooks import tasks
 
-    tasks.event_dispatch.delay_on_commit(event_id)
+    transaction.on_commit(lambda: task_enqueue(tasks.event_dispatch, event_id))
+
+
+def task_enqueue(task: Any, *args: Any) -> None:
+    """Send a task to the broker; if the broker is unreachable, log it and let the sweeper catch up.
+
+    A lost message only costs latency: the rows it would have worked on stay due in
+    the database. The caller's request never fails because of it.
+    """
+    try:
+        task.apply_async(
+            args=args,
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
+        )
+    except Exception:
+        logger.warning("Could not enqueue %s%r; the webhook sweeper will pick the work up.", task.name, args)
+
+
+# --- endpoints ------------------------------------------------------------------------
+
+
+def _url_validate(url: str) -> str:
+    url = url.strip()
+    try:
+        http.url_check(url, allow_private=settings.WEBHOOKS_ALLOW_PRIVATE_URLS)
+    except http.UrlNotAllowed as exc:
+        raise FieldError("url", str(exc)) from exc
+    return url
+
+
+def _event_types_validate(event_types: Iterable[str]) -> list[str]:
+    types = sorted(set(event_types))
+    if ALL in types:
+        return [ALL]
+    unknown = [t for t in types if t not in EVENT_TYPES]
+    if unknown:
+        raise FieldError(
+            "event_types",
+            f"Unknown event type(s): {', '.join(unknown)}. Known types: {', '.join(EVENT_TYPES)}; or '*' for all.",
+        )
+    return types
+
+
+@transaction.atomic
+def endpoint_create(*, account: Account, url: str, event_types: Iterable[str] = (), description: str = "") -> Endpoint:
+    """Register a webhook endpoint for ``account``; the URL must be one webhooks may be sent to."""
+    return Endpoint.objects.create(
+        account=account,
+        url=_url_validate(url),
+        event_types=_event_types_validate(event_types),
+        description=description,
+    )
+
+
+@transaction.atomic
+def endpoint_update(
+    *,
+    endpoint: Endpoint,
+    actor: Actor,
+    url: str | None = None,
+    event_types: Iterable[str] | None = None,
+    description: str | None = None,
+    enabled: bool | None = None,
+) -> Endpoint:
+    """Change an endpoint; enabling it clears the disabled reason and the failure streak."""
+    endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
+    if url is not None:
+        endpoint.url = _url_validate(url)
+    if event_types is not None:
+        endpoint.event_types = _event_types_validate(event_types)
+    if description is not None:
+        endpoint.description = description
+    endpoint.save()
+    if enabled is True and not endpoint.enabled:
+        endpoint = endpoint_enable(endpoint=endpoint, actor=actor)
+    elif enabled is False and endpoint.enabled:
+        endpoint_disable(endpoint=endpoint, reason="Disabled by its owner.", actor=actor, notify=False)
+        endpoint.refresh_from_db()
+    return endpoint
+
+
+@transaction.atomic
+def endpoint_delete(*, endpoint: Endpoint) -> None:
+    """Delete an endpoint with its deliveries; events stay in the owner's feed."""
+    endpoint.delete()
+
+
+@transaction.atomic
+def endpoint_rotate_secret(*, endpoint: Endpoint) -> Endpoint:
+    """Give the endpoint a new secret; the old one keeps signing beside it for 24 hours."""
+    endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_expires_at = timezone.now() + SECRET_OVERLAP
+    endpoint.secret = new_secret()
+    endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
+    return endpoint
+
+
+def endpoint_signing_secrets(endpoint: Endpoint, *, now: datetime | None = None) -> list[str]:
+    now = now or timezone.now()
+    secrets = [endpoint.secret]
+    if endpoint.previous_secret and endpoint.previous_secret_expires_at and endpoint.previous_secret_expires_at > now:
+        secrets.append(endpoint.previous_secret)
+    return secrets
+
+
+@transaction.atomic
+def endpoint_enable(*, endpoint: Endpoint, actor: Actor) -> Endpoint:
+    """Re-enable a disabled endpoint (owner or Ops). Deliveries failed meanwhile stay failed until redelivered."""
+    Endpoint.objects.filter(pk=endpoint.pk).update(
+        enabled=True, disabled_at=None, disabled_reason="", failing_since=None, updated_at=timezone.now()
+    )
+    logger.info("Webhook endpoint %s enabled by %s", endpoint.pk, actor)
+    return Endpoint.objects.get(pk=endpoint.pk)
+
+
+@transaction.atomic
+def endpoint_disable(*, endpoint: Endpoint, reason: str, actor: Actor = None, notify: bool = True) -> bool:
+    """Disable an endpoint with a reason, fail its pending deliveries, and tell its owner.
+
+    The owner learns through a ``webhook_endpoint.disabled`` event (their other
+    endpoints and their feed). Returns False when it was already disabled.
+    """
+    now = timezone.now()
+    changed = Endpoint.objects.filter(pk=endpoint.pk, enabled=True).update(
+        enabled=False, disabled_at=now, disabled_reason=reason[:500], updated_at=now
+    )
+    if not changed:
+        return False
+    Delivery.objects.filter(endpoint_id=endpoint.pk, status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.FAILED,
+        last_error="Endpoint disabled.",
+        completed_at=now,
+        next_attempt_at=None,
+        lease_token="",
+        lease_expires_at=None,
+    )
+    logger.warning("Webhook endpoint %s disabled by %s: %s", endpoint.pk, actor or "system", reason)
+    if notify:
+        event_publish(
+            event_type=ENDPOINT_DISABLED,
+            data={
+                "endpoint": {"id": endpoint.pk, "url": endpoint.url, "description": endpoint.description},
+                "reason": reason,
+                "disabled_at": now,
+            },
+            recipients=[endpoint.account_id],
+        )
+    return True
+
+
+@transaction.atomic
+def endpoint_ping(*, endpoint: Endpoint) -> Delivery:
+    """Send a ``webhook.ping`` event to this endpoint alone, right away."""
+    if not endpoint.enabled:
+        raise Conflict("Enable the endpoint before pinging it.", code="endpoint_disabled")
+    now = timezone.now()
+    event = Event.objects.create(
+        type=PING,
+        data={"endpoint": {"id": endpoint.pk, "url": endpoint.url}, "message": "Ping from the back office."},
+        dispatched_at=now,
+    )
+    delivery = Delivery.objects.create(event=event, endpoint=endpoint, next_attempt_at=now, **_lease(now))
+    _enqueue_attempt(delivery.pk, delivery.lease_token)
+    return delivery
+
+
+# --- redelivery ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def delivery_redeliver(*, delivery: Delivery, actor: Actor) -> Delivery:
+    """Send a delivery again now, with a fresh retry schedule and the same ``webhook-id``."""
+    delivery = Delivery.objects.select_for_update().select_related("endpoint").get(pk=delivery.pk)
+    if not delivery.endpoint.enabled:
+        raise Conflict("The endpoint is disabled; enable it before redelivering.", code="endpoint_disabled")
+    now = timezone.now()
+    delivery.round_attempts = 0
+    delivery.next_attempt_at = now
+    leased = (
+        delivery.status == DeliveryStatus.PENDING
+        and bool(delivery.lease_token)
+        and (delivery.lease_expires_at is not None and delivery.lease_expires_at > now)
+    )
+    if not leased:
+        # In flight deliveries just get a fresh schedule; the others are claimed and sent now.
+        delivery.status = DeliveryStatus.PENDING
+        delivery.completed_at = None
+        for field, value in _lease(now).items():
+            setattr(delivery, field, value)
+        _enqueue_attempt(delivery.pk, delivery.lease_token)
+    delivery.save()
+    logger.info("Webhook delivery %s redelivered by %s", delivery.pk, actor or "system")
+    return delivery
+
+
+@transaction.atomic
+def deliveries_redeliver_failed(*, endpoint: Endpoint, since: datetime, actor: Actor) -> int:
+    """Send again every failed delivery of ``endpoint`` created at or after ``since``; returns how many."""
+    if not Endpoint.objects.filter(pk=endpoint.pk, enabled=True).exists():
+        raise Conflict("The endpoint is disabled; enable it before redelivering.", code="endpoint_disabled")
+    count = Delivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.FAILED, created_at__gte=since).update(
+        status=DeliveryStatus.PENDING,
+        round_attempts=0,
+        next_attempt_at=timezone.now(),
+        completed_at=None,
+        lease_token="",
+        lease_expires_at=None,
+    )
+    logger.info("%s failed deliveries of endpoint %s since %s redelivered by %s", count, endpoint.pk, since, actor)
+    if count:
+        from webhooks import tasks
+
+        transaction.on_commit(lambda: task_enqueue(tasks.webhooks_sweep))
+    return count
+
+
+# --- fan-out, claims and attempts ---------------------------------------------------------
+
+
+def _lease(now: datetime) -> dict[str, Any]:
+    return {
+        "lease_token": new_lease_token(),
+        "lease_expires_at": now + timedelta(seconds=settings.WEBHOOKS_LEASE_SECONDS),
+    }
+
+
+def _enqueue_attempt(delivery_id: int, lease_token: str) -> None:
+    from webhooks import tasks
+
+    transaction.on_commit(lambda: task_enqueue(tasks.delivery_attempt, delivery_id, lease_token))
+
+
+@transaction.atomic
+def event_fanout(*, event_id: int) -> list[Claim]:
+    """Create one delivery per subscribed endpoint of the event's recipients, claimed by the caller.
+
+    Runs once per event: whoever locks the undispatched event first does it.
+    Endpoints that are disabled get a ``failed`` delivery, so their owner can
+    redeliver it after re-enabling them.
+    """
+    event = Event.objects.select_for_update(skip_locked=True).filter(pk=event_id, dispatched_at__isnull=True).first()
+    if event is None:
+        return []
+    now = timezone.now()
+    account_ids = [
+        account_id
+        for account_id in event.recipients.values_list("account_id", flat=True)
+        if audience_allows(event.type, event.data, account_id)
+    ]
+    deliveries = []
+    for endpoint in Endpoint.objects.filter(account_id__in=account_ids).order_by("id"):
+        if not subscribed(endpoint.event_types, event.type):
+            continue
+        if endpoint.enabled:
+            deliveries.append(Delivery(event=event, endpoint=endpoint, next_attempt_at=now, **_lease(now)))
+        else:
+            deliveries.append(
+                Delivery(
+                    event=event,
+                    endpoint=endpoint,
+                    status=DeliveryStatus.FAILED,
+                    last_error="Endpoint disabled.",
+                    completed_at=now,
+                )
+            )
+    created = Delivery.objects.bulk_create(deliveries)
+    event.dispatched_at = now
+    event.save(update_fields=["dispatched_at"])
+    return [(d.pk, d.lease_token) for d in created if d.status == DeliveryStatus.PENDING]
+
+
+@transaction.atomic
+def deliveries_claim_due(*, limit: int = 500) -> list[Claim]:
+    """Claim up to ``limit`` pending deliveries that are due and not leased by a live worker."""
+    now = timezone.now()
+    ids = list(
+        Delivery.objects.select_for_update(skip_locked=True)
+        .filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now))
+        .order_by("next_attempt_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+    if not ids:
+        return []
+    lease = _lease(now)
+    Delivery.objects.filter(pk__in=ids).update(**lease)
+    return [(pk, lease["lease_token"]) for pk in ids]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    dispatched: int
+    claimed: int
+
+
+def webhooks_sweep(*, deliver: Callable[[int, str], None], limit: int = 500) -> SweepResult:
+    """The safety net: fan out events whose fast path was lost, then hand every due delivery to ``deliver``."""
+    dispatched = 0
+    claimed = 0
+    for event_id in (
+        Event.objects.filter(dispatched_at__isnull=True).order_by("id").values_list("id", flat=True)[:limit]
+    ):
+        claims = event_fanout(event_id=event_id)
+        dispatched += 1
+        for claim in claims:
+            deliver(*claim)
+            claimed += 1
+    for claim in deliveries_claim_due(limit=limit):
+        deliver(*claim)
+        claimed += 1
+    return SweepResult(dispatched=dispatched, claimed=claimed)
+
+
+def envelope(event: Event) -> dict[str, Any]:
+    """What receivers get in the body, and what the polling feed lists."""
+    return {
+        "id": event.public_id,
+        "type": event.type,
+        "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
+        "data": event.data,
+    }
+
+
+def _retry_after(value: str | None, now: datetime) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
+def retry_delay(*, round_attempts: int, status_code: int | None, retry_after: str | None, now: datetime) -> float:
+    """Seconds to wait after the ``round_attempts``-th failed attempt: the schedule with jitter,
+    or the receiver's Retry-After on 429/503 when that is longer (capped)."""
+    schedule = settings.WEBHOOKS_RETRY_SCHEDULE
+    base = float(schedule[min(round_attempts, len(schedule)) - 1])
+    jitter = settings.WEBHOOKS_RETRY_JITTER
+    delay = base * random.uniform(1 - jitter, 1 + jitter) if jitter else base
+    if status_code in (429, 503):
+        asked = _retry_after(retry_after, now)
+        if asked is not None:
+            delay = max(delay, min(asked, settings.WEBHOOKS_RETRY_AFTER_MAX))
+    return delay
+
+
+def _disable_after() -> timedelta:
+    value = settings.WEBHOOKS_DISABLE_AFTER
+    return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+
+
+def delivery_attempt(*, delivery_id: int, lease_token: str) -> DeliveryAttempt | None:
+    """Make one attempt at a delivery this caller claimed, log it, and schedule what comes next.
+
+    Returns None without sending when the claim is no longer the caller's (another
+    worker took it after the lease ran out) or the delivery is done.
+    """
+    now = timezone.now()
+    owned = (
+        Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, lease_token=lease_token)
+        .exclude(lease_token="")
+        .update(lease_expires_at=now + timedelta(seconds=settings.WEBHOOKS_LEASE_SECONDS))
+    )
+    if not owned:
+        return None
+    delivery = Delivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+    endpoint, event = delivery.endpoint, delivery.event
+    if not endpoint.enabled:
+        _delivery_close(delivery, lease_token, DeliveryStatus.FAILED, "Endpoint disabled.")
+        return None
+    if not audience_allows(event.type, event.data, endpoint.account_id):
+        _delivery_close(delivery, lease_token, DeliveryStatus.CANCELLED, "The recipient may no longer see this event.")
+        return None
+
+    body = json.dumps(envelope(event), separators=(",", ":"))
+    signed_at = timezone.now()
+    signatures = [
+        Webhook(secret).sign(event.public_id, signed_at, body)
+        for secret in endpoint_signing_secrets(endpoint, now=signed_at)
+    ]
+    result = http.post(
+        endpoint.url,
+        body=body.encode(),
+        headers={
+            "Content-Type": "application/json",
+            "webhook-id": event.public_id,
+            "webhook-timestamp": str(int(signed_at.timestamp())),
+            "webhook-signature": " ".join(signatures),
+        },
+        allow_private=settings.WEBHOOKS_ALLOW_PRIVATE_URLS,
+        connect_timeout=settings.WEBHOOKS_CONNECT_TIMEOUT,
+        total_timeout=settings.WEBHOOKS_TIMEOUT,
+        max_body=settings.WEBHOOKS_MAX_RESPONSE_BYTES,
+    )
+    return _attempt_record(delivery_id, lease_token, endpoint.url, signed_at, result)
+
+
+def _delivery_close(delivery: Delivery, lease_token: str, status: str, reason: str) -> None:
+    Delivery.objects.filter(pk=delivery.pk, lease_token=lease_token, status=DeliveryStatus.PENDING).update(
+        status=status,
+        last_error=reason,
+        completed_at=timezone.now(),
+        next_attempt_at=None,
+        lease_token="",
+        lease_expires_at=None,
+    )
+
+
+def _response_text(body: bytes) -> str:
+    return body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+
+@transaction.atomic
+def _attempt_record(
+    delivery_id: int, lease_token: str, url: str, started_at: datetime, result: http.PostResult
+) -> DeliveryAttempt:
+    now = timezone.now()
+    delivery = Delivery.objects.select_for_update().select_related("endpoint").get(pk=delivery_id)
+    endpoint = delivery.endpoint
+    code = result.status_code
+    succeeded = code is not None and 200 <= code < 300
+    if code is not None:
+        error = result.error or ("" if succeeded else f"HTTP {code}")
+    else:
+        error = result.error or "No response."
+    delivery.attempt_count += 1
+    attempt = DeliveryAttempt.objects.create(
+        delivery=delivery,
+        number=delivery.attempt_count,
+        started_at=started_at,
+        duration_ms=result.duration_ms,
+        status_code=code,
+        error=error[:500],
+        response_body=_response_text(result.body),
+        url=url,
+    )
+    delivery.last_attempt_at = started_at
+    delivery.last_status_code = code
+    delivery.last_error = error[:500]
+    update = ["attempt_count", "last_attempt_at", "last_status_code", "last_error"]
+    # A claim lost meanwhile (redelivery, endpoint disabled) keeps the attempt on record only.
+    still_ours = delivery.status == DeliveryStatus.PENDING and delivery.lease_token == lease_token
+    if still_ours:
+        delivery.lease_token = ""
+        delivery.lease_expires_at = None
+        update += ["lease_token", "lease_expires_at", "status", "next_attempt_at", "completed_at", "round_attempts"]
+        if succeeded:
+            delivery.status = DeliveryStatus.SUCCEEDED
+            delivery.next_attempt_at = None
+            delivery.completed_at = now
+        else:
+            delivery.round_attempts += 1
+            if code == 410 or delivery.round_attempts > len(settings.WEBHOOKS_RETRY_SCHEDULE):
+                delivery.status = DeliveryStatus.FAILED
+                delivery.next_attempt_at = None
+                delivery.completed_at = now
+            else:
+                delay = retry_delay(
+                    round_attempts=delivery.round_attempts,
+                    status_code=code,
+                    retry_after=result.headers.get("retry-after"),
+                    now=now,
+                )
+                delivery.next_attempt_at = now + timedelta(seconds=delay)
+    delivery.save(update_fields=update)
+
+    if succeeded:
+        Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
+    elif code == 410:
+        endpoint_disable(endpoint=endpoint, reason="The endpoint answered 410 Gone.")
+    else:
+        Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=started_at)
+        failing_since = Endpoint.objects.values_list("failing_since", flat=True).get(pk=endpoint.pk)
+        if failing_since is not None and now - failing_since >= _disable_after():
+            endpoint_disable(
+                endpoint=endpoint,
+                reason=f"Every delivery failed since {failing_since:%Y-%m-%d %H:%M} UTC (last error: {error[:200]}).",
+            )
+    return attempt

@@ -1,9 +1,37 @@
+"""Celery tasks: thin shells over webhooks.services. Each takes ids, never model instances."""
+
 from celery import shared_task
+
+from webhooks import services
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def event_dispatch(event_id: int) -> None:
-    """Fan an event out into deliveries for every subscribed endpoint, then deliver them."""
-    from webhooks import delivery
+    """Fast path, enqueued on commit: fan the event out and attempt its deliveries right away.
 
-    delivery.event_dispatch(event_id=event_id)
+    The first delivery is attempted in this task; the others go to the queue so
+    that several workers send them in parallel and one slow receiver delays no one.
+    """
+    claims = services.event_fanout(event_id=event_id)
+    for delivery_id, lease_token in claims[1:]:
+        services.task_enqueue(delivery_attempt, delivery_id, lease_token)
+    if claims:
+        delivery_id, lease_token = claims[0]
+        services.delivery_attempt(delivery_id=delivery_id, lease_token=lease_token)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def delivery_attempt(delivery_id: int, lease_token: str) -> None:
+    """Attempt a delivery claimed under ``lease_token``; a stale claim does nothing."""
+    services.delivery_attempt(delivery_id=delivery_id, lease_token=lease_token)
+
+
+def _enqueue_attempt(delivery_id: int, lease_token: str) -> None:
+    services.task_enqueue(delivery_attempt, delivery_id, lease_token)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def webhooks_sweep() -> dict[str, int]:
+    """Safety net, every few seconds: dispatch lost events and enqueue every due delivery."""
+    result = services.webhooks_sweep(deliver=_enqueue_attempt)
+    return {"dispatched": result.dispatched, "claimed": result.claimed}
