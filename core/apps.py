@@ -17,7 +17,10 @@ class CoreConfig(AppConfig):
         from django.conf import settings
         from django.contrib import admin
 
+        from core.admin_login import throttled_login
+
         admin.site.site_header = settings.ADMIN_SITE_HEADER
         admin.site.site_title = settings.ADMIN_SITE_HEADER
         admin.site.index_title = "Operations"
+        admin.site.login = throttled_login(admin.site.login)  # type: ignore[method-assign]
         post_migrate.connect(_install_schedules, sender=self)

@@ -28,6 +28,14 @@ def _plain_static_storage(settings: pytest.FixtureRequest) -> None:
     }
 
 
+@pytest.fixture(autouse=True)
+def _isolated_cache(settings: pytest.FixtureRequest) -> None:
+    # Rate-limit counters live in the shared Redis cache: give each test its own key space.
+    settings.CACHES = {  # type: ignore[attr-defined]
+        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}  # type: ignore[attr-defined]
+    }
+
+
 class AccountClient(APIClient):
     account: Account
     key: str
