@@ -1,3 +1,4 @@
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
