@@ -1,0 +1,234 @@
+from __future__ import annotations
+
+import re
+from typing import Any
+from uuid import UUID
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors as account_selectors
+from accounts.models import Account
+from accounts.permissions import IsBuyer, IsSeller, IsSellerOrBuyer
+from core.pagination import CursorPagination
+from deals import selectors, services
+from deals.filters import DealFilter
+from deals.models import BuyerAuthorization, Deal
+from deals.serializers import (
+    AuthorizedBuyerInputSerializer,
+    AuthorizedBuyerOutputSerializer,
+    AuthorizedSellerOutputSerializer,
+    DealInputSerializer,
+    DealOutputSerializer,
+    PreconditionFailedSerializer,
+)
+from deals.wire import deal_etag, deal_wire
+
+_ETAG = re.compile(r'^"(?P<id>[0-9a-f-]{36})\.(?P<version>\d+)"$')
+
+
+def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested errors as dotted paths: ``items.1.price``, ``discount.amount``."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            path = prefix if key == "non_field_errors" and prefix else (f"{prefix}.{key}" if prefix else str(key))
+            for sub, messages in flatten_errors(value, path).items():
+                flat.setdefault(sub, []).extend(messages)
+    elif isinstance(detail, list) and any(isinstance(value, dict | list) for value in detail):
+        for index, value in enumerate(detail):
+            for sub, messages in flatten_errors(value, f"{prefix}.{index}" if prefix else str(index)).items():
+                flat.setdefault(sub, []).extend(messages)
+    elif isinstance(detail, list):
+        flat[prefix or "non_field_errors"] = [str(message) for message in detail]
+    else:
+        flat[prefix or "non_field_errors"] = [str(detail)]
+    return flat
+
+
+def _validated(serializer_class: type[serializers.Serializer], data: Any, *, partial: bool = False) -> dict[str, Any]:
+    serializer = serializer_class(data=data, partial=partial)
+    if not serializer.is_valid():
+        raise ValidationError(flatten_errors(serializer.errors))
+    return dict(serializer.validated_data)
+
+
+def _if_match_versions(header: str | None, deal_id: UUID) -> frozenset[int] | None:
+    """Versions of this deal that ``If-Match`` accepts; None when any will do (no header, or ``*``).
+
+    Strong comparison: weak tags and other deals' tags never match.
+    """
+    if header is None or header.strip() == "*":
+        return None
+    versions = set()
+    for tag in header.split(","):
+        match = _ETAG.match(tag.strip())
+        if match and match["id"] == str(deal_id):
+            versions.add(int(match["version"]))
+    return frozenset(versions)
+
+
+def _deal_response(deal: Deal, status_code: int = status.HTTP_200_OK, **headers: str) -> Response:
+    return Response(deal_wire(deal), status=status_code, headers={"ETag": deal_etag(deal), **headers})
+
+
+class DealCursorPagination(CursorPagination):
+    """Newest update first (``?ordering=updated_at`` for oldest first), ties broken by id."""
+
+    ordering = ("-updated_at", "-id")  # type: ignore[assignment]
+
+    def get_ordering(self, request: Request, queryset: Any, view: Any) -> tuple[str, ...]:
+        if request.query_params.get("ordering") == "updated_at":
+            return ("updated_at", "id")
+        return ("-updated_at", "-id")
+
+
+_IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="ETag of the version you read; a stale one answers 412 precondition_failed.",
+)
+
+
+class DealListCreateApi(generics.ListAPIView):
+    """Sellers list their own deals and post new ones; buyers list the deals of sellers who authorised them."""
+
+    serializer_class = DealOutputSerializer
+    pagination_class = DealCursorPagination
+    filterset_class = DealFilter
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [IsSeller()] if self.request.method == "POST" else [IsSellerOrBuyer()]
+
+    def get_queryset(self) -> QuerySet[Deal]:
+        account = self.request.user
+        assert isinstance(account, Account)
+        return selectors.deal_list_visible(account=account)
+
+    @extend_schema(tags=["deals"])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request=DealInputSerializer,
+        responses={201: DealOutputSerializer},
+        tags=["deals"],
+        description="Post a deal. `seller` is your own ref or omitted. Answers with an `ETag`.",
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(DealInputSerializer, request.data)
+        account = request.user
+        assert isinstance(account, Account)
+        deal = services.deal_create(seller=account, seller_ref=data.pop("seller", None), **data)
+        return _deal_response(deal, status.HTTP_201_CREATED, Location=f"/api/v1/deals/{deal.public_id}")
+
+
+class DealDetailApi(APIView):
+    def get_permissions(self) -> list[BasePermission]:
+        return [IsSeller()] if self.request.method == "PATCH" else [IsSellerOrBuyer()]
+
+    @extend_schema(
+        responses={200: DealOutputSerializer, 304: OpenApiResponse(description="Not modified (If-None-Match)")},
+        tags=["deals"],
+        description="A deal you own or whose seller authorised you; any other id is 404.",
+    )
+    def get(self, request: Request, deal_id: UUID) -> Response:
+        account = request.user
+        assert isinstance(account, Account)
+        deal = selectors.deal_get_visible(account=account, deal_id=deal_id)
+        etag = deal_etag(deal)
+        if_none_match = request.headers.get("If-None-Match")
+        if if_none_match and (if_none_match.strip() == "*" or etag in [t.strip() for t in if_none_match.split(",")]):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+        return _deal_response(deal)
+
+    @extend_schema(
+        request=DealInputSerializer,
+        parameters=[_IF_MATCH],
+        responses={200: DealOutputSerializer, 412: PreconditionFailedSerializer},
+        tags=["deals"],
+        description=(
+            "Change your own deal: any subset of fields, `items` replaced whole. "
+            "A change that changes nothing keeps the version and publishes nothing."
+        ),
+    )
+    def patch(self, request: Request, deal_id: UUID) -> Response:
+        data = _validated(DealInputSerializer, request.data, partial=True)
+        account = request.user
+        assert isinstance(account, Account)
+        deal, _ = services.deal_update(
+            seller=account,
+            deal_id=deal_id,
+            changes=data,
+            expected_versions=_if_match_versions(request.headers.get("If-Match"), deal_id),
+        )
+        return _deal_response(deal)
+
+
+class AuthorizedBuyerListCreateApi(generics.ListAPIView):
+    """The buyers you (a seller) let see your deals and receive their events."""
+
+    permission_classes = [IsSeller]
+    serializer_class = AuthorizedBuyerOutputSerializer
+
+    def get_queryset(self) -> QuerySet[BuyerAuthorization]:
+        account = self.request.user
+        assert isinstance(account, Account)
+        return selectors.authorization_list_for_seller(seller=account)
+
+    @extend_schema(tags=["deals"])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request=AuthorizedBuyerInputSerializer,
+        responses={201: AuthorizedBuyerOutputSerializer, 200: AuthorizedBuyerOutputSerializer},
+        tags=["deals"],
+        description="Authorise a buyer: 201 when new, 200 when it already was. 400 if the ref is not a buyer, 404 if unknown.",
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(AuthorizedBuyerInputSerializer, request.data)
+        account = request.user
+        assert isinstance(account, Account)
+        buyer = account_selectors.account_get(ref=data["buyer"])
+        authorization, created = services.authorization_create(seller=account, buyer=buyer, actor=account)
+        return Response(
+            AuthorizedBuyerOutputSerializer(authorization).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class AuthorizedBuyerDeleteApi(APIView):
+    permission_classes = [IsSeller]
+
+    @extend_schema(
+        responses={204: None},
+        tags=["deals"],
+        description="De-authorise a buyer: it stops seeing your deals and receiving their events at once.",
+    )
+    def delete(self, request: Request, ref: str) -> Response:
+        account = request.user
+        assert isinstance(account, Account)
+        services.authorization_delete(seller=account, buyer_ref=ref)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["deals"])
+class AuthorizedSellerListApi(generics.ListAPIView):
+    """The sellers whose deals you (a buyer) may see."""
+
+    permission_classes = [IsBuyer]
+    serializer_class = AuthorizedSellerOutputSerializer
+
+    def get_queryset(self) -> QuerySet[BuyerAuthorization]:
+        account = self.request.user
+        assert isinstance(account, Account)
+        return selectors.authorization_list_for_buyer(buyer=account)

@@ -1,0 +1,36 @@
+from typing import Any
+
+import django_filters
+from django.db.models import QuerySet
+
+from deals.models import Deal, DealStatus
+
+ORDERINGS = [("-updated_at", "Most recently updated first (default)"), ("updated_at", "Oldest update first")]
+
+
+class DealFilter(django_filters.FilterSet):
+    seller = django_filters.CharFilter(field_name="seller__ref", help_text="A seller's ref.")
+    status = django_filters.ChoiceFilter(choices=DealStatus.choices)
+    currency = django_filters.CharFilter(method="filter_currency", help_text="ISO 4217 code, any case.")
+    updated_after = django_filters.IsoDateTimeFilter(
+        field_name="updated_at", lookup_expr="gt", help_text="Only deals updated strictly after this instant."
+    )
+    min_price = django_filters.NumberFilter(
+        field_name="final_price", lookup_expr="gte", help_text="Final price (after discount) at least this."
+    )
+    max_price = django_filters.NumberFilter(
+        field_name="final_price", lookup_expr="lte", help_text="Final price (after discount) at most this."
+    )
+    ordering = django_filters.ChoiceFilter(
+        choices=ORDERINGS, method="filter_ordering", help_text="Applied by the cursor pagination."
+    )
+
+    class Meta:
+        model = Deal
+        fields: list[str] = []
+
+    def filter_currency(self, queryset: QuerySet[Deal], name: str, value: str) -> QuerySet[Deal]:
+        return queryset.filter(currency=value.strip().upper())
+
+    def filter_ordering(self, queryset: QuerySet[Deal], name: str, value: Any) -> QuerySet[Deal]:
+        return queryset

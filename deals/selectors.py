@@ -1,0 +1,59 @@
+"""Reads of the deals marketplace: who may see which deal, and who is authorised by whom."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.db.models import QuerySet
+
+from accounts.models import Account, Role
+from core.errors import NotFound
+from deals.models import BuyerAuthorization, Deal
+
+
+def deal_list_visible(*, account: Account) -> QuerySet[Deal]:
+    """A seller's own deals; a buyer's authorising sellers' deals; nothing for anyone else."""
+    deals = Deal.objects.select_related("seller").prefetch_related("items")
+    if account.role == Role.SELLER:
+        return deals.filter(seller=account)
+    if account.role == Role.BUYER:
+        return deals.filter(seller_id__in=BuyerAuthorization.objects.filter(buyer=account).values("seller_id"))
+    return deals.none()
+
+
+def deal_get_visible(*, account: Account, deal_id: UUID) -> Deal:
+    """The deal if ``account`` may see it, else 404 (never 403: others' deals do not exist for you)."""
+    deal = deal_list_visible(account=account).filter(public_id=deal_id).first()
+    if deal is None:
+        raise NotFound("No deal with this id is visible to you.")
+    return deal
+
+
+def authorized_buyer_ids(*, seller: Account) -> QuerySet[BuyerAuthorization, int]:
+    """Active buyers ``seller`` has authorised: the audience of its deal events."""
+    return BuyerAuthorization.objects.filter(seller=seller, buyer__is_active=True).values_list("buyer_id", flat=True)
+
+
+def authorization_list_for_seller(*, seller: Account) -> QuerySet[BuyerAuthorization]:
+    return BuyerAuthorization.objects.filter(seller=seller).select_related("buyer")
+
+
+def authorization_list_for_buyer(*, buyer: Account) -> QuerySet[BuyerAuthorization]:
+    return BuyerAuthorization.objects.filter(buyer=buyer).select_related("seller")
+
+
+def buyer_is_authorized(*, seller_ref: str, buyer_id: int) -> bool:
+    return BuyerAuthorization.objects.filter(seller__ref=seller_ref, buyer_id=buyer_id).exists()
+
+
+def deal_event_audience_check(event_type: str, data: dict[str, Any], account_id: int) -> bool:
+    """May ``account_id`` still receive this deal event? Only while the deal's seller authorises it.
+
+    Consulted by webhook delivery and the events feed at send time, so a buyer the seller
+    de-authorised stops receiving at once, retries already queued included.
+    """
+    seller_ref = data.get("seller")
+    if not isinstance(seller_ref, str):
+        return False
+    return buyer_is_authorized(seller_ref=seller_ref, buyer_id=account_id)

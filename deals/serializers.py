@@ -1,0 +1,114 @@
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from deals.models import DealStatus, DiscountType
+from deals.services import MAX_ITEMS
+
+
+@extend_schema_field({"oneOf": [{"type": "string", "format": "decimal"}, {"type": "number"}], "example": "100.00"})
+class MoneyField(serializers.Field):
+    """An exact decimal amount given as a JSON number or a string; never converted through float."""
+
+    default_error_messages = {"invalid": "A decimal number (as a JSON number or a string) is required."}
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if isinstance(data, bool) or not isinstance(data, str | int | float | Decimal):
+            self.fail("invalid")
+        try:
+            # A float only reaches here from a parser other than DecimalJSONParser; str() keeps its
+            # shortest round-trip digits, which is the number the client wrote.
+            value = Decimal(data.strip() if isinstance(data, str) else str(data))
+        except InvalidOperation:
+            self.fail("invalid")
+        if not value.is_finite():
+            self.fail("invalid")
+        return value
+
+    def to_representation(self, value: Any) -> str:
+        return str(value)
+
+
+class DealItemInputSerializer(serializers.Serializer):
+    id = serializers.CharField(max_length=64, help_text="The seller's own id for the item, unique in the deal.")
+    name = serializers.CharField(max_length=200)
+    price = MoneyField()
+
+
+class DiscountInputSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=DiscountType.choices)
+    amount = MoneyField(help_text="Percent for `percentage` (0 < amount <= 100), money for `flat`.")
+
+
+class DealInputSerializer(serializers.Serializer):
+    """A deal as a seller writes it (POST whole; PATCH any subset, `items` replaced whole)."""
+
+    name = serializers.CharField(max_length=200)
+    seller = serializers.CharField(required=False, help_text="Your own ref, or omit it.")
+    currency = serializers.CharField(max_length=8, help_text="ISO 4217 code, any case (stored upper case).")
+    total_price = MoneyField(
+        required=False, allow_null=True, help_text="Must equal the items' sum; omit or null to have it computed."
+    )
+    discount = DiscountInputSerializer(required=False, allow_null=True)
+    status = serializers.ChoiceField(choices=DealStatus.choices, default=DealStatus.AVAILABLE)
+    items = DealItemInputSerializer(many=True, allow_empty=True, max_length=MAX_ITEMS)  # type: ignore[call-arg]
+
+
+class DealItemOutputSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    price = serializers.DecimalField(max_digits=19, decimal_places=4)
+
+
+class DiscountOutputSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=DiscountType.choices)
+    amount = serializers.DecimalField(max_digits=19, decimal_places=4)
+
+
+class DealOutputSerializer(serializers.Serializer):
+    """The wire format (``deals.wire.deal_wire``), described for the schema."""
+
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    seller = serializers.CharField(help_text="The seller's ref.")
+    total_price = serializers.DecimalField(max_digits=19, decimal_places=4)
+    currency = serializers.CharField()
+    discount = DiscountOutputSerializer(allow_null=True)
+    final_price = serializers.DecimalField(
+        max_digits=19, decimal_places=4, help_text="Total less the discount, in the currency's minor unit."
+    )
+    status = serializers.ChoiceField(choices=DealStatus.choices)
+    items = DealItemOutputSerializer(many=True)
+    version = serializers.IntegerField(help_text="Grows by one on every change; the ETag follows it.")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        from deals.wire import deal_wire
+
+        return deal_wire(instance)
+
+
+class PreconditionFailedSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    current_version = serializers.IntegerField()
+    etag = serializers.CharField()
+
+
+class AuthorizedBuyerInputSerializer(serializers.Serializer):
+    buyer = serializers.CharField(max_length=64, help_text="The buyer's ref.")
+
+
+class AuthorizedBuyerOutputSerializer(serializers.Serializer):
+    buyer = serializers.CharField(source="buyer.ref")
+    name = serializers.CharField(source="buyer.name")
+    created_at = serializers.DateTimeField()
+
+
+class AuthorizedSellerOutputSerializer(serializers.Serializer):
+    seller = serializers.CharField(source="seller.ref")
+    name = serializers.CharField(source="seller.name")
+    created_at = serializers.DateTimeField()

@@ -1,0 +1,326 @@
+"""Writes of the deals marketplace: deals, their items, and sellers' buyer authorisations.
+
+Every rule a deal must satisfy is checked here (see docs/deals.md), so the API and
+the admin share one implementation. Events go to the outbox in the same
+transaction as the write they describe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import prefetch_related_objects
+from django.utils import timezone
+
+from accounts.models import Account, Role
+from core.actors import Actor, actor_fields
+from core.errors import Conflict, FieldError, NotFound, PreconditionFailed, ProblemError
+from deals import selectors
+from deals.currencies import CURRENCY_CODES, quantum
+from deals.models import BuyerAuthorization, Deal, DealItem, DealStatus, DiscountType
+from deals.wire import deal_etag, deal_wire
+from webhooks.services import event_publish
+
+MAX_AMOUNT = Decimal("999999999999999")
+MAX_ITEMS = 500
+PERCENT_QUANTUM = Decimal("0.01")
+# The wire fields a change can touch, in the order ``changes`` lists them.
+CHANGE_FIELDS = ("name", "currency", "total_price", "discount", "final_price", "status", "items")
+
+
+class DealInvalid(ProblemError):
+    """One or more deal rules broken; ``errors`` maps each field path to its messages."""
+
+    default_code = "validation_error"
+    default_detail = "The deal is invalid."
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(f"Invalid input in: {', '.join(errors)}.", errors=errors)
+
+
+class DealSold(Conflict):
+    default_code = "deal_sold"
+    default_detail = "A sold deal cannot change; set its status back to available first, on its own."
+
+
+@dataclass(frozen=True)
+class DealState:
+    """A deal's editable content after validation."""
+
+    name: str
+    currency: str
+    total_price: Decimal
+    discount_type: str
+    discount_amount: Decimal | None
+    final_price: Decimal
+    status: str
+    items: tuple[tuple[str, str, Decimal], ...]
+
+
+def final_price_compute(
+    *, total: Decimal, discount_type: str, discount_amount: Decimal | None, currency: str
+) -> Decimal:
+    """Total less the discount; a percentage discount is rounded half-up to the currency's minor unit."""
+    if not discount_type or discount_amount is None:
+        return total
+    if discount_type == DiscountType.FLAT:
+        return total - discount_amount
+    off = (total * discount_amount / 100).quantize(quantum(currency), rounding=ROUND_HALF_UP)
+    return total - off
+
+
+def _amount_check(errors: dict[str, list[str]], field: str, value: Decimal, currency: str | None) -> None:
+    if value < 0:
+        errors.setdefault(field, []).append("Must not be negative.")
+    elif value > MAX_AMOUNT:
+        errors.setdefault(field, []).append(f"Must be at most {MAX_AMOUNT}.")
+    elif currency is not None and value != value.quantize(quantum(currency)):
+        places = -quantum(currency).as_tuple().exponent  # type: ignore[operator]
+        errors.setdefault(field, []).append(f"{currency} amounts have at most {places} decimal place(s).")
+
+
+def deal_state_validate(
+    *,
+    name: str,
+    currency: str,
+    items: Sequence[Mapping[str, Any]],
+    total_price: Decimal | None,
+    discount: Mapping[str, Any] | None,
+    status: str,
+) -> DealState:
+    """Check every deal rule at once and return the normalised state, or raise 400 naming each field.
+
+    Prices are not negative and have at most the currency's minor-unit decimals; at least one item;
+    item ids unique; total_price equals the items' sum (computed when omitted); a percentage discount
+    is in (0, 100] with at most 2 decimals; a flat discount is positive and at most the total.
+    """
+    errors: dict[str, list[str]] = {}
+    name = name.strip()
+    if not name:
+        errors["name"] = ["Must not be blank."]
+    code = currency.strip().upper()
+    known_currency: str | None = code if code in CURRENCY_CODES else None
+    if known_currency is None:
+        errors["currency"] = [f"'{currency}' is not an active ISO 4217 currency code."]
+    if status not in DealStatus.values:
+        errors["status"] = [f"Must be one of: {', '.join(DealStatus.values)}."]
+
+    if not items:
+        errors["items"] = ["A deal has at least one item."]
+    elif len(items) > MAX_ITEMS:
+        errors["items"] = [f"A deal has at most {MAX_ITEMS} items."]
+    seen: set[str] = set()
+    normalised: list[tuple[str, str, Decimal]] = []
+    for index, item in enumerate(items):
+        ref, item_name, price = str(item["id"]).strip(), str(item["name"]).strip(), item["price"]
+        if not ref:
+            errors[f"items.{index}.id"] = ["Must not be blank."]
+        elif ref in seen:
+            errors[f"items.{index}.id"] = [f"Item id '{ref}' appears more than once; item ids are unique in a deal."]
+        seen.add(ref)
+        if not item_name:
+            errors[f"items.{index}.name"] = ["Must not be blank."]
+        _amount_check(errors, f"items.{index}.price", price, known_currency)
+        normalised.append((ref, item_name, price))
+
+    items_sum = sum((price for _, _, price in normalised), Decimal(0))
+    if total_price is None:
+        total = items_sum
+        if total > MAX_AMOUNT:
+            errors.setdefault("items", []).append(f"The items' sum must be at most {MAX_AMOUNT}.")
+    else:
+        total = total_price
+        before = len(errors.get("total_price", []))
+        _amount_check(errors, "total_price", total, known_currency)
+        item_errors = any(key.startswith("items.") for key in errors)
+        if len(errors.get("total_price", [])) == before and not item_errors and total != items_sum:
+            errors["total_price"] = [f"Must equal the sum of the items' prices ({items_sum}); omit it to compute it."]
+
+    discount_type, discount_amount = "", None
+    if discount is not None:
+        discount_type, discount_amount = discount["type"], discount["amount"]
+        if discount_type not in DiscountType.values:
+            errors["discount.type"] = [f"Must be one of: {', '.join(DiscountType.values)}."]
+        elif discount_amount <= 0:
+            errors["discount.amount"] = ["Must be greater than zero; send discount: null for no discount."]
+        elif discount_type == DiscountType.PERCENTAGE:
+            if discount_amount > 100:
+                errors["discount.amount"] = ["A percentage discount is at most 100."]
+            elif discount_amount != discount_amount.quantize(PERCENT_QUANTUM):
+                errors["discount.amount"] = ["A percentage has at most 2 decimal places."]
+        else:
+            before = len(errors.get("discount.amount", []))
+            _amount_check(errors, "discount.amount", discount_amount, known_currency)
+            if len(errors.get("discount.amount", [])) == before and discount_amount > total:
+                errors["discount.amount"] = [f"A flat discount is at most the total price ({total})."]
+
+    if errors or known_currency is None:
+        raise DealInvalid(errors)
+    return DealState(
+        name=name,
+        currency=known_currency,
+        total_price=total,
+        discount_type=discount_type,
+        discount_amount=discount_amount,
+        final_price=final_price_compute(
+            total=total, discount_type=discount_type, discount_amount=discount_amount, currency=known_currency
+        ),
+        status=status,
+        items=tuple(normalised),
+    )
+
+
+def _seller_check(*, seller: Account, seller_ref: str | None) -> None:
+    if seller.role != Role.SELLER:
+        raise FieldError("seller", f"Account '{seller.ref}' is not a seller.")
+    if seller_ref is not None and seller_ref != seller.ref:
+        raise FieldError("seller", f"Must be your own ref ('{seller.ref}') or omitted.")
+
+
+def _items_write(deal: Deal, state: DealState) -> None:
+    DealItem.objects.bulk_create(
+        [
+            DealItem(deal=deal, position=position, ref=ref, name=name, price=price)
+            for position, (ref, name, price) in enumerate(state.items)
+        ]
+    )
+
+
+def _apply(deal: Deal, state: DealState) -> None:
+    deal.name = state.name
+    deal.currency = state.currency
+    deal.total_price = state.total_price
+    deal.discount_type = state.discount_type
+    deal.discount_amount = state.discount_amount
+    deal.final_price = state.final_price
+    deal.status = state.status
+
+
+def _audience(seller: Account) -> list[int]:
+    return list(selectors.authorized_buyer_ids(seller=seller))
+
+
+@transaction.atomic
+def deal_create(
+    *,
+    seller: Account,
+    name: str,
+    currency: str,
+    items: Sequence[Mapping[str, Any]],
+    total_price: Decimal | None = None,
+    discount: Mapping[str, Any] | None = None,
+    status: str = DealStatus.AVAILABLE,
+    seller_ref: str | None = None,
+) -> Deal:
+    """Post a deal for ``seller`` (``seller_ref``, when given, must be the seller's own) and tell
+    every buyer the seller has authorised with ``deal.created``."""
+    _seller_check(seller=seller, seller_ref=seller_ref)
+    state = deal_state_validate(
+        name=name, currency=currency, items=items, total_price=total_price, discount=discount, status=status
+    )
+    now = timezone.now()
+    deal = Deal(seller=seller, created_at=now, updated_at=now)
+    _apply(deal, state)
+    deal.save()
+    _items_write(deal, state)
+    prefetch_related_objects([deal], "items")
+    event_publish(event_type="deal.created", data=deal_wire(deal), recipients=_audience(seller))
+    return deal
+
+
+@transaction.atomic
+def deal_update(
+    *,
+    seller: Account,
+    deal_id: UUID,
+    changes: Mapping[str, Any],
+    expected_versions: Collection[int] | None = None,
+) -> tuple[Deal, bool]:
+    """Change the seller's own deal under a row lock and return it with whether anything changed.
+
+    ``changes`` holds any of name, currency, total_price, discount, status, items (replaced whole)
+    and seller. ``expected_versions`` (from If-Match) must contain the current version, else 412.
+    A sold deal only accepts ``status: available`` on its own (409 ``deal_sold``). A real change
+    increments the version and publishes ``deal.updated`` with the changed fields; no change, no event.
+    """
+    deal = (
+        Deal.objects.select_for_update(of=("self",))
+        .select_related("seller")
+        .filter(public_id=deal_id, seller=seller)
+        .first()
+    )
+    if deal is None:
+        raise NotFound("No deal with this id among your deals.")
+    if expected_versions is not None and deal.version not in expected_versions:
+        raise PreconditionFailed(
+            f"The deal is at version {deal.version}; read it again and retry with its current ETag.",
+            current_version=deal.version,
+            etag=deal_etag(deal),
+        )
+    _seller_check(seller=seller, seller_ref=changes.get("seller"))
+    prefetch_related_objects([deal], "items")
+    before = deal_wire(deal)
+
+    current_items = [{"id": i.ref, "name": i.name, "price": i.price} for i in deal.items.all()]
+    current_discount = {"type": deal.discount_type, "amount": deal.discount_amount} if deal.discount_type else None
+    if "total_price" in changes:
+        total_price = changes["total_price"]
+    else:
+        total_price = None if "items" in changes else deal.total_price
+    state = deal_state_validate(
+        name=changes.get("name", deal.name),
+        currency=changes.get("currency", deal.currency),
+        items=changes.get("items", current_items),
+        total_price=total_price,
+        discount=changes.get("discount", current_discount),
+        status=changes.get("status", deal.status),
+    )
+
+    was_sold = deal.status == DealStatus.SOLD
+    _apply(deal, state)
+    items_changed = [(i.ref, i.name, i.price) for i in deal.items.all()] != list(state.items)
+    new_items = [DealItem(deal=deal, position=p, ref=r, name=n, price=pr) for p, (r, n, pr) in enumerate(state.items)]
+    after = deal_wire(deal, items=new_items if items_changed else None)
+    diff = {field: [before[field], after[field]] for field in CHANGE_FIELDS if before[field] != after[field]}
+    if not diff:
+        return deal, False
+    if was_sold and set(diff) != {"status"}:
+        raise DealSold(changed=sorted(diff))
+
+    deal.version += 1
+    deal.updated_at = timezone.now()
+    deal.save()
+    if items_changed:
+        DealItem.objects.filter(deal=deal).delete()
+        DealItem.objects.bulk_create(new_items)
+        deal._prefetched_objects_cache.pop("items", None)  # type: ignore[attr-defined]
+        prefetch_related_objects([deal], "items")
+    event_publish(
+        event_type="deal.updated", data={**deal_wire(deal), "changes": diff}, recipients=_audience(deal.seller)
+    )
+    return deal, True
+
+
+@transaction.atomic
+def authorization_create(*, seller: Account, buyer: Account, actor: Actor) -> tuple[BuyerAuthorization, bool]:
+    """Let ``buyer`` see ``seller``'s deals and receive their events; authorising twice is harmless."""
+    if seller.role != Role.SELLER:
+        raise FieldError("seller", f"Account '{seller.ref}' is not a seller.")
+    if buyer.role != Role.BUYER:
+        raise FieldError("buyer", f"Account '{buyer.ref}' is not a buyer.")
+    return BuyerAuthorization.objects.get_or_create(
+        seller=seller, buyer=buyer, defaults={"created_at": timezone.now(), **actor_fields(actor, "created_by")}
+    )
+
+
+@transaction.atomic
+def authorization_delete(*, seller: Account, buyer_ref: str) -> None:
+    """Take ``seller``'s authorisation away from the buyer: effective for reads and deliveries at once."""
+    deleted, _ = BuyerAuthorization.objects.filter(seller=seller, buyer__ref=buyer_ref).delete()
+    if not deleted:
+        raise NotFound(f"'{buyer_ref}' is not among your authorised buyers.")

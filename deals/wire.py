@@ -1,0 +1,61 @@
+"""The deal's wire format: one function shared by API responses and event payloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from deals.currencies import quantum
+from deals.models import Deal, DealItem, DiscountType
+
+PERCENT_QUANTUM = Decimal("0.01")
+
+
+def money_str(amount: Decimal, currency: str) -> str:
+    """``amount`` as a string with exactly the currency's minor-unit digits ("10.50" GBP, "1050" JPY)."""
+    return str(amount.quantize(quantum(currency)))
+
+
+def datetime_str(value: datetime) -> str:
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def discount_wire(discount_type: str, amount: Decimal | None, currency: str) -> dict[str, str] | None:
+    if not discount_type or amount is None:
+        return None
+    if discount_type == DiscountType.PERCENTAGE:
+        return {"type": discount_type, "amount": str(amount.quantize(PERCENT_QUANTUM))}
+    return {"type": discount_type, "amount": money_str(amount, currency)}
+
+
+def items_wire(items: list[DealItem], currency: str) -> list[dict[str, str]]:
+    return [{"id": item.ref, "name": item.name, "price": money_str(item.price, currency)} for item in items]
+
+
+def deal_wire(deal: Deal, *, items: list[DealItem] | None = None) -> dict[str, Any]:
+    """The deal as every client sees it: the seed's shape plus id, final price, version and timestamps.
+
+    Expects ``seller`` and ``items`` loaded (select_related / prefetch_related), unless ``items`` is given.
+    """
+    currency = deal.currency
+    return {
+        "id": str(deal.public_id),
+        "name": deal.name,
+        "seller": deal.seller.ref,
+        "total_price": money_str(deal.total_price, currency),
+        "currency": currency,
+        "discount": discount_wire(deal.discount_type, deal.discount_amount, currency),
+        "final_price": money_str(deal.final_price, currency),
+        "status": deal.status,
+        "items": items_wire(list(deal.items.all()) if items is None else items, currency),
+        "version": deal.version,
+        "created_at": datetime_str(deal.created_at),
+        "updated_at": datetime_str(deal.updated_at),
+    }
+
+
+def deal_etag(deal: Deal) -> str:
+    """Strong ETag: changes exactly when the version does."""
+    return f'"{deal.public_id}.{deal.version}"'
