@@ -74,6 +74,10 @@ def final_price_compute(
     return total - off
 
 
+def _decimal(value: Decimal | int | str) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
 def _amount_check(errors: dict[str, list[str]], field: str, value: Decimal, currency: str | None) -> None:
     if value < 0:
         errors.setdefault(field, []).append("Must not be negative.")
@@ -89,7 +93,7 @@ def deal_state_validate(
     name: str,
     currency: str,
     items: Sequence[Mapping[str, Any]],
-    total_price: Decimal | None,
+    total_price: Decimal | int | str | None,
     discount: Mapping[str, Any] | None,
     status: str,
 ) -> DealState:
@@ -117,7 +121,7 @@ def deal_state_validate(
     seen: set[str] = set()
     normalised: list[tuple[str, str, Decimal]] = []
     for index, item in enumerate(items):
-        ref, item_name, price = str(item["id"]).strip(), str(item["name"]).strip(), item["price"]
+        ref, item_name, price = str(item["id"]).strip(), str(item["name"]).strip(), _decimal(item["price"])
         if not ref:
             errors[f"items.{index}.id"] = ["Must not be blank."]
         elif ref in seen:
@@ -134,7 +138,7 @@ def deal_state_validate(
         if total > MAX_AMOUNT:
             errors.setdefault("items", []).append(f"The items' sum must be at most {MAX_AMOUNT}.")
     else:
-        total = total_price
+        total = _decimal(total_price)
         before = len(errors.get("total_price", []))
         _amount_check(errors, "total_price", total, known_currency)
         item_errors = any(key.startswith("items.") for key in errors)
@@ -143,7 +147,7 @@ def deal_state_validate(
 
     discount_type, discount_amount = "", None
     if discount is not None:
-        discount_type, discount_amount = discount["type"], discount["amount"]
+        discount_type, discount_amount = discount["type"], _decimal(discount["amount"])
         if discount_type not in DiscountType.values:
             errors["discount.type"] = [f"Must be one of: {', '.join(DiscountType.values)}."]
         elif discount_amount <= 0:
@@ -212,7 +216,7 @@ def deal_create(
     name: str,
     currency: str,
     items: Sequence[Mapping[str, Any]],
-    total_price: Decimal | None = None,
+    total_price: Decimal | int | str | None = None,
     discount: Mapping[str, Any] | None = None,
     status: str = DealStatus.AVAILABLE,
     seller_ref: str | None = None,
