@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Account
 from catalog.models import Dataset
-from core.errors import ProblemError
-from entitlements.models import Grant, GrantStatus
+from core.errors import NotFound, ProblemError
+from entitlements.models import AccessRequest, AccessRequestItem, Grant, GrantChange, GrantStatus, RequestStatus
 
 
 def grants_in_force(*, at: datetime | None = None) -> QuerySet[Grant]:
@@ -52,4 +52,76 @@ def grant_require(*, account: Account, dataset: Dataset, frequency: str | None =
             "url": "/api/v1/access-requests",
             "body": {"dataset": dataset.symbol, "frequencies": frequencies, "reason": "..."},
         },
+    )
+
+
+def grant_effective_status(grant: Grant, *, at: datetime | None = None) -> str:
+    """``active`` only while in force: an active grant past ``expires_at`` reads as ``expired`` at once."""
+    now = at or timezone.now()
+    if grant.status == GrantStatus.ACTIVE and grant.expires_at is not None and grant.expires_at <= now:
+        return GrantStatus.EXPIRED
+    return grant.status
+
+
+def grants_with_status(queryset: QuerySet[Grant], *, status: str, at: datetime | None = None) -> QuerySet[Grant]:
+    """Narrow ``queryset`` to grants whose effective status (see ``grant_effective_status``) is ``status``."""
+    now = at or timezone.now()
+    in_force = Q(status=GrantStatus.ACTIVE) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+    if status == GrantStatus.ACTIVE:
+        return queryset.filter(in_force)
+    if status == GrantStatus.EXPIRED:
+        return queryset.filter(Q(status=GrantStatus.EXPIRED) | Q(status=GrantStatus.ACTIVE, expires_at__lte=now))
+    return queryset.filter(status=status)
+
+
+def grant_list() -> QuerySet[Grant]:
+    return Grant.objects.select_related(
+        "account", "dataset", "item", "created_by_user", "created_by_account", "revoked_by_user", "revoked_by_account"
+    )
+
+
+def grant_get(*, grant_id: int) -> Grant:
+    grant = (
+        grant_list()
+        .prefetch_related(
+            Prefetch("changes", queryset=GrantChange.objects.select_related("actor_user", "actor_account"))
+        )
+        .filter(pk=grant_id)
+        .first()
+    )
+    if grant is None:
+        raise NotFound(f"No grant #{grant_id}.")
+    return grant
+
+
+def account_grants_in_force(*, account: Account) -> QuerySet[Grant]:
+    """What ``account`` may read right now."""
+    return grants_in_force().filter(account=account).select_related("dataset", "account", "item")
+
+
+def access_request_list(*, account: Account | None = None) -> QuerySet[AccessRequest]:
+    """Requests with their items (and each approved item's grant) loaded in a fixed number of queries."""
+    items = AccessRequestItem.objects.select_related("decided_by_user", "decided_by_account").prefetch_related(
+        Prefetch("grants", queryset=Grant.objects.order_by("created_at", "id"))
+    )
+    qs = AccessRequest.objects.select_related("account", "dataset").prefetch_related(Prefetch("items", queryset=items))
+    if account is not None:
+        qs = qs.filter(account=account)
+    return qs
+
+
+def access_request_get(*, request_id: int, account: Account | None = None) -> AccessRequest:
+    """One request; with ``account``, only that account's own (another's is 404, not 403)."""
+    request = access_request_list(account=account).filter(pk=request_id).first()
+    if request is None:
+        raise NotFound(f"No access request #{request_id}.")
+    return request
+
+
+def access_requests_pending() -> QuerySet[AccessRequest]:
+    """The Ops queue: requests with an item still pending, oldest first."""
+    return (
+        AccessRequest.objects.filter(status=RequestStatus.PENDING)
+        .select_related("account", "dataset")
+        .order_by("created_at", "id")
     )

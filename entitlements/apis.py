@@ -1,0 +1,259 @@
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import IsOps, IsQuant
+from accounts.selectors import account_get
+from catalog.selectors import dataset_get
+from core.pagination import CursorPagination, OldestFirstCursorPagination
+from entitlements import selectors, services
+from entitlements.filters import AccessRequestFilter, GrantFilter
+from entitlements.models import AccessRequest, Grant
+from entitlements.serializers import (
+    AccessRequestApproveInputSerializer,
+    AccessRequestCreateInputSerializer,
+    AccessRequestOutputSerializer,
+    AccessRequestRefuseInputSerializer,
+    EntitlementOutputSerializer,
+    GrantCreateInputSerializer,
+    GrantDetailOutputSerializer,
+    GrantOutputSerializer,
+    GrantRevokeInputSerializer,
+    GrantUpdateInputSerializer,
+    OpsAccessRequestOutputSerializer,
+)
+
+_400 = OpenApiResponse(description="validation_error: `errors` names the field.")
+_404 = OpenApiResponse(description="not_found")
+_409_create = OpenApiResponse(
+    description="already_granted (with grant_id) or already_pending (with request_id) for a requested frequency."
+)
+_409_decide = OpenApiResponse(description="already_decided: another decision got there first; nothing changed.")
+_409_grant = OpenApiResponse(description="grant_not_active: the grant is expired or revoked.")
+
+
+# --- quant ----------------------------------------------------------------------------
+
+
+@extend_schema(tags=["entitlements"])
+class AccessRequestListCreateApi(generics.ListAPIView):
+    """The caller's own access requests, newest first."""
+
+    permission_classes = [IsQuant]
+    serializer_class = AccessRequestOutputSerializer
+    pagination_class = CursorPagination
+
+    def get_queryset(self) -> QuerySet[AccessRequest]:
+        return selectors.access_request_list(account=self.request.user)  # type: ignore[arg-type]
+
+    @extend_schema(
+        request=AccessRequestCreateInputSerializer,
+        responses={201: AccessRequestOutputSerializer, 400: _400, 404: _404, 409: _409_create},
+        description="Ask for one dataset at one or more frequencies. The answer shows each item after the "
+        "auto-decision policy ran: approved or refused automatically (with the rule), or pending for Ops.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = AccessRequestCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        access_request = services.access_request_create(
+            account=request.user,  # type: ignore[arg-type]
+            dataset=dataset_get(symbol=data["dataset"]),
+            frequencies=data["frequencies"],
+            reason=data["reason"],
+        )
+        access_request = selectors.access_request_get(request_id=access_request.pk)
+        return Response(AccessRequestOutputSerializer(access_request).data, status=status.HTTP_201_CREATED)
+
+
+class AccessRequestDetailApi(APIView):
+    permission_classes = [IsQuant]
+
+    @extend_schema(responses={200: AccessRequestOutputSerializer, 404: _404}, tags=["entitlements"])
+    def get(self, request: Request, request_id: int) -> Response:
+        access_request = selectors.access_request_get(request_id=request_id, account=request.user)  # type: ignore[arg-type]
+        return Response(AccessRequestOutputSerializer(access_request).data)
+
+
+class AccessRequestCancelApi(APIView):
+    permission_classes = [IsQuant]
+
+    @extend_schema(
+        request=None,
+        responses={200: AccessRequestOutputSerializer, 404: _404, 409: OpenApiResponse(description="nothing_pending")},
+        tags=["entitlements"],
+        description="Withdraw every item of your request that is still pending.",
+    )
+    def post(self, request: Request, request_id: int) -> Response:
+        access_request = selectors.access_request_get(request_id=request_id, account=request.user)  # type: ignore[arg-type]
+        services.access_request_cancel(request=access_request)
+        access_request = selectors.access_request_get(request_id=request_id)
+        return Response(AccessRequestOutputSerializer(access_request).data)
+
+
+@extend_schema(tags=["entitlements"])
+class EntitlementListApi(generics.ListAPIView):
+    """The caller's grants in force right now, each with its ``expires_at`` (null = permanent)."""
+
+    permission_classes = [IsQuant]
+    serializer_class = EntitlementOutputSerializer
+    pagination_class = CursorPagination
+
+    def get_queryset(self) -> QuerySet[Grant]:
+        return selectors.account_grants_in_force(account=self.request.user)  # type: ignore[arg-type]
+
+
+# --- ops ------------------------------------------------------------------------------
+
+
+@extend_schema(tags=["ops"])
+class OpsAccessRequestListApi(generics.ListAPIView):
+    """Access requests, oldest first; ``?status=pending`` is the queue."""
+
+    permission_classes = [IsOps]
+    serializer_class = OpsAccessRequestOutputSerializer
+    pagination_class = OldestFirstCursorPagination
+    filterset_class = AccessRequestFilter
+
+    def get_queryset(self) -> QuerySet[AccessRequest]:
+        return selectors.access_request_list()
+
+
+class OpsAccessRequestDetailApi(APIView):
+    permission_classes = [IsOps]
+
+    @extend_schema(responses={200: OpsAccessRequestOutputSerializer, 404: _404}, tags=["ops"])
+    def get(self, request: Request, request_id: int) -> Response:
+        return Response(OpsAccessRequestOutputSerializer(selectors.access_request_get(request_id=request_id)).data)
+
+
+class OpsAccessRequestApproveApi(APIView):
+    permission_classes = [IsOps]
+
+    @extend_schema(
+        request=AccessRequestApproveInputSerializer,
+        responses={200: OpsAccessRequestOutputSerializer, 400: _400, 404: _404, 409: _409_decide},
+        tags=["ops"],
+        description="Approve the pending items at `frequencies` (all pending items when left out); "
+        "`expires_at` or `trial_days` makes the grants a trial.",
+    )
+    def post(self, request: Request, request_id: int) -> Response:
+        access_request = selectors.access_request_get(request_id=request_id)
+        serializer = AccessRequestApproveInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        services.access_request_approve(
+            request=access_request,
+            frequencies=data["frequencies"],
+            actor=request.user,  # type: ignore[arg-type]
+            expires_at=services.grant_expiry_resolve(expires_at=data["expires_at"], trial_days=data["trial_days"]),
+            note=data["note"],
+        )
+        return Response(OpsAccessRequestOutputSerializer(selectors.access_request_get(request_id=request_id)).data)
+
+
+class OpsAccessRequestRefuseApi(APIView):
+    permission_classes = [IsOps]
+
+    @extend_schema(
+        request=AccessRequestRefuseInputSerializer,
+        responses={200: OpsAccessRequestOutputSerializer, 400: _400, 404: _404, 409: _409_decide},
+        tags=["ops"],
+        description="Refuse the pending items at `frequencies` (all pending items when left out), saying why.",
+    )
+    def post(self, request: Request, request_id: int) -> Response:
+        access_request = selectors.access_request_get(request_id=request_id)
+        serializer = AccessRequestRefuseInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        services.access_request_refuse(
+            request=access_request,
+            frequencies=data["frequencies"],
+            actor=request.user,  # type: ignore[arg-type]
+            reason=data["reason"],
+        )
+        return Response(OpsAccessRequestOutputSerializer(selectors.access_request_get(request_id=request_id)).data)
+
+
+@extend_schema(tags=["ops"])
+class OpsGrantListCreateApi(generics.ListAPIView):
+    """Grants, newest first, filterable by account ref, dataset, frequency and effective status."""
+
+    permission_classes = [IsOps]
+    serializer_class = GrantOutputSerializer
+    pagination_class = CursorPagination
+    filterset_class = GrantFilter
+
+    def get_queryset(self) -> QuerySet[Grant]:
+        return selectors.grant_list()
+
+    @extend_schema(
+        request=GrantCreateInputSerializer,
+        responses={201: GrantDetailOutputSerializer, 400: _400, 404: _404, 409: _409_create},
+        description="Give a quant access directly; `expires_at` or `trial_days` makes it a trial.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = GrantCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        grant = services.grant_create(
+            account=account_get(ref=data["account"]),
+            dataset=dataset_get(symbol=data["dataset"]),
+            frequency=data["frequency"],
+            actor=request.user,  # type: ignore[arg-type]
+            expires_at=services.grant_expiry_resolve(expires_at=data["expires_at"], trial_days=data["trial_days"]),
+            note=data["note"],
+        )
+        return Response(
+            GrantDetailOutputSerializer(selectors.grant_get(grant_id=grant.pk)).data, status=status.HTTP_201_CREATED
+        )
+
+
+class OpsGrantDetailApi(APIView):
+    permission_classes = [IsOps]
+
+    @extend_schema(responses={200: GrantDetailOutputSerializer, 404: _404}, tags=["ops"])
+    def get(self, request: Request, grant_id: int) -> Response:
+        return Response(GrantDetailOutputSerializer(selectors.grant_get(grant_id=grant_id)).data)
+
+    @extend_schema(
+        request=GrantUpdateInputSerializer,
+        responses={200: GrantDetailOutputSerializer, 400: _400, 404: _404, 409: _409_grant},
+        tags=["ops"],
+        description="Extend or shorten a grant in force: a new future `expires_at`, or null for permanent.",
+    )
+    def patch(self, request: Request, grant_id: int) -> Response:
+        grant = selectors.grant_get(grant_id=grant_id)
+        serializer = GrantUpdateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.grant_update_expiry(
+            grant=grant,
+            expires_at=serializer.validated_data["expires_at"],
+            actor=request.user,  # type: ignore[arg-type]
+            reason=serializer.validated_data["reason"],
+        )
+        return Response(GrantDetailOutputSerializer(selectors.grant_get(grant_id=grant_id)).data)
+
+
+class OpsGrantRevokeApi(APIView):
+    permission_classes = [IsOps]
+
+    @extend_schema(
+        request=GrantRevokeInputSerializer,
+        responses={200: GrantDetailOutputSerializer, 400: _400, 404: _404, 409: _409_grant},
+        tags=["ops"],
+        description="End a grant in force now; the quant loses access at once and is told why.",
+    )
+    def post(self, request: Request, grant_id: int) -> Response:
+        grant = selectors.grant_get(grant_id=grant_id)
+        serializer = GrantRevokeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.grant_revoke(
+            grant=grant,
+            actor=request.user,  # type: ignore[arg-type]
+            reason=serializer.validated_data["reason"],
+        )
+        return Response(GrantDetailOutputSerializer(selectors.grant_get(grant_id=grant_id)).data)
