@@ -5,7 +5,12 @@ from catalog.models import Dataset, DatasetFrequency
 
 
 def dataset_list() -> QuerySet[Dataset]:
-    return Dataset.objects.prefetch_related(Prefetch("frequencies", queryset=DatasetFrequency.objects.order_by("id")))
+    """Datasets with their frequencies and, in the same query, their latest market cap."""
+    from pricing.selectors import market_cap_latest_annotations
+
+    return Dataset.objects.prefetch_related(
+        Prefetch("frequencies", queryset=DatasetFrequency.objects.order_by("id"))
+    ).annotate(**market_cap_latest_annotations())
 
 
 def dataset_get(*, symbol: str) -> Dataset:

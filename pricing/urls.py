@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from pricing import apis
+
+urlpatterns = [
+    path("datasets/<str:symbol>/prices", apis.DatasetPricesApi.as_view(), name="dataset-prices"),
+    path("datasets/<str:symbol>/market-caps", apis.DatasetMarketCapsApi.as_view(), name="dataset-market-caps"),
+]

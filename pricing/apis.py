@@ -1,0 +1,360 @@
+"""Price history and market caps for entitled quants.
+
+The price endpoint is the hot path (a year of hourly points in one request): it reads
+plain tuples with ``values_list`` and writes JSON and CSV bytes by hand, no model
+instances and no serializer per row.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Account
+from accounts.permissions import IsQuant
+from catalog.models import Dataset, Frequency
+from core.errors import FieldError, ServiceUnavailable
+from core.pagination import CursorPagination
+from entitlements.selectors import grant_require
+from pricing import selectors, services
+from pricing.models import PriceSyncState
+from pricing.serializers import MarketCapOutputSerializer, PricePageSerializer, ProblemSerializer
+
+# Defaults when ``start`` is absent: the window before ``end`` a request covers.
+DEFAULT_WINDOW = {
+    Frequency.HOUR: timedelta(days=30),
+    Frequency.DAY: timedelta(days=365),
+    Frequency.MONTH: timedelta(days=5 * 365 + 1),
+}
+TINY = timedelta(microseconds=1)
+
+
+class PriceSourceUnavailable(ServiceUnavailable):
+    default_code = "price_source_unavailable"
+    default_detail = "The price source is unavailable and nothing is stored for this range yet."
+
+
+class CSVRenderer(BaseRenderer):
+    """Lets content negotiation accept ``text/csv``; the view writes the CSV itself.
+
+    Anything else reaching it (an error document) is rendered as JSON."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        return json.dumps(data).encode()
+
+
+def _dataset_get(symbol: str) -> Dataset:
+    """The dataset and its frequencies (without the catalog's market-cap annotations), or 404."""
+    return get_object_or_404(Dataset.objects.prefetch_related("frequencies"), symbol=symbol.upper())
+
+
+def parse_instant(value: str, field: str) -> datetime:
+    """An ISO 8601 instant with an explicit offset (``Z`` or ``+hh:mm``), as UTC."""
+    text = value.strip()
+    if " " in text and text.count(" ") == 1 and text[-6:-5] == " ":
+        text = text.replace(" ", "+")  # an unencoded '+' of an offset arrives as a space
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise FieldError(field, f"'{value}' is not an ISO 8601 instant, e.g. 2024-01-01T00:00:00Z.") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise FieldError(field, f"'{value}' has no UTC offset; add 'Z' (UTC), e.g. 2024-01-01T00:00:00Z.")
+    return moment.astimezone(UTC)
+
+
+def format_instant(moment: datetime) -> str:
+    text = moment.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _cursor_encode(after: datetime) -> str:
+    return base64.urlsafe_b64encode(format_instant(after).encode()).decode().rstrip("=")
+
+
+def _cursor_decode(value: str) -> datetime:
+    try:
+        text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        moment = datetime.fromisoformat(text)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise FieldError("cursor", "Not a cursor this endpoint issued; follow the 'next' link as given.") from None
+    if moment.tzinfo is None:
+        raise FieldError("cursor", "Not a cursor this endpoint issued; follow the 'next' link as given.")
+    return moment.astimezone(UTC)
+
+
+def _page_size(request: Request) -> int:
+    raw = request.query_params.get("page_size")
+    if raw is None or raw == "":
+        return settings.PRICE_PAGE_SIZE
+    try:
+        size = int(raw)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= settings.PRICE_MAX_PAGE_SIZE:
+        raise FieldError("page_size", f"Must be an integer from 1 to {settings.PRICE_MAX_PAGE_SIZE}.")
+    return size
+
+
+def _price_text(value: Any) -> str:
+    text = str(value)
+    if "E" in text or "e" in text:
+        text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+_PROBLEMS = {
+    400: OpenApiResponse(ProblemSerializer, description="validation_error: a parameter is malformed (named)"),
+    401: OpenApiResponse(ProblemSerializer, description="not_authenticated / authentication_failed"),
+    403: OpenApiResponse(ProblemSerializer, description="permission_denied (not a quant) / not_entitled"),
+    404: OpenApiResponse(ProblemSerializer, description="not_found: no such dataset"),
+}
+
+
+class DatasetPricesApi(APIView):
+    """USD price history of a dataset at one frequency, for quants entitled to it."""
+
+    permission_classes = [IsAuthenticated, IsQuant]
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    @extend_schema(
+        operation_id="dataset_prices",
+        tags=["pricing"],
+        summary="Price history (JSON or CSV)",
+        description=(
+            "Points with `start <= timestamp < end`, oldest first. `start`/`end` are ISO 8601 instants "
+            "with an offset (`Z`). Defaults: `end` = now; `start` = `end` minus 30 days (1h), 365 days (1d) "
+            "or 5 years (1mo). Ranges not fetched yet are fetched from the source on demand (a bounded amount "
+            "per request; the `next` link continues). CSV with `?format=csv` or `Accept: text/csv`: header row "
+            "`timestamp,price_usd` (plus `partial` for 1mo), next page in the `Link` header. Every response "
+            "carries `X-Data-As-Of`, `X-Price-Source` and `X-Data-Complete`."
+        ),
+        parameters=[
+            OpenApiParameter("frequency", str, enum=[f.value for f in Frequency], required=True),
+            OpenApiParameter("start", OpenApiTypes.DATETIME, description="Inclusive, UTC ISO 8601 with offset."),
+            OpenApiParameter("end", OpenApiTypes.DATETIME, description="Exclusive, UTC ISO 8601 with offset."),
+            OpenApiParameter(
+                "page_size",
+                int,
+                description=f"1 to {settings.PRICE_MAX_PAGE_SIZE}, default {settings.PRICE_PAGE_SIZE}.",
+            ),
+            OpenApiParameter("cursor", str, description="Opaque; from the `next` link."),
+            OpenApiParameter("format", str, enum=["json", "csv"]),
+        ],
+        responses={
+            (200, "application/json"): PricePageSerializer,
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV: timestamp,price_usd[,partial]"),
+            **_PROBLEMS,
+            503: OpenApiResponse(
+                ProblemSerializer, description="price_source_unavailable: the source failed and nothing is stored"
+            ),
+        },
+    )
+    def get(self, request: Request, symbol: str) -> HttpResponse:
+        params = request.query_params
+        dataset = _dataset_get(symbol)
+        frequency = params.get("frequency", "")
+        offered = [f.frequency for f in dataset.frequencies.all()]
+        if not frequency:
+            raise FieldError("frequency", f"Required; {dataset.symbol} offers {', '.join(offered)}.")
+        if frequency not in offered:
+            raise FieldError(
+                "frequency", f"{dataset.symbol} does not offer '{frequency}'; it offers {', '.join(offered)}."
+            )
+        fmt = params.get("format") or request.accepted_renderer.format
+        if fmt not in ("json", "csv"):
+            raise FieldError("format", "Must be 'json' or 'csv'.")
+        account = request.user
+        assert isinstance(account, Account)
+        grant_require(account=account, dataset=dataset, frequency=frequency)
+
+        now = timezone.now()
+        end = parse_instant(params["end"], "end") if params.get("end") else now
+        start = parse_instant(params["start"], "start") if params.get("start") else end - DEFAULT_WINDOW[frequency]
+        if start >= end:
+            raise FieldError("start", "Must be before end.")
+        page_size = _page_size(request)
+        after = _cursor_decode(params["cursor"]) if params.get("cursor") else None
+        from_ = max(start, after + TINY) if after is not None else start
+
+        ensured = services.prices_ensure_stored(dataset=dataset, frequency=frequency, start=from_, end=end, now=now)
+        window_end = ensured.served_until
+        rows = selectors.price_rows(
+            dataset_id=dataset.pk, frequency=frequency, start=start, end=window_end, after=after, limit=page_size + 1
+        )
+        if ensured.error is not None and not rows:
+            raise PriceSourceUnavailable(
+                f"The price source is unavailable ({ensured.error}) and nothing is stored for {dataset.symbol} "
+                f"{frequency} in this range yet. Try again later.",
+                source=settings.PRICE_SOURCE,
+            )
+
+        next_after: datetime | None = None
+        if len(rows) > page_size:
+            rows = rows[:page_size]
+            next_after = rows[-1][0]
+        elif window_end < end:
+            next_after = rows[-1][0] if rows else window_end - TINY
+        next_url = None
+        if next_after is not None:
+            query = {
+                "frequency": frequency,
+                "start": format_instant(start),
+                "end": format_instant(end),
+                "page_size": page_size,
+                "cursor": _cursor_encode(next_after),
+            }
+            if params.get("format"):
+                query["format"] = fmt
+            next_url = request.build_absolute_uri(request.path) + "?" + urlencode(query)
+
+        states = {
+            s.frequency: s
+            for s in PriceSyncState.objects.filter(
+                dataset=dataset, frequency__in={frequency, selectors.BASE_FREQUENCY[Frequency(frequency)]}
+            )
+        }
+        base_state = states.get(selectors.BASE_FREQUENCY[Frequency(frequency)])
+        own_state = states.get(frequency)
+        data_as_of = base_state.last_success_at if base_state else None
+        latest_point_at = own_state.last_point_at if own_state else None
+        sources = sorted({row[2] for row in rows}) or [
+            (own_state.source if own_state and own_state.source else settings.PRICE_SOURCE)
+        ]
+        source = ",".join(sources)
+        complete = ensured.error is None
+        monthly = frequency == Frequency.MONTH
+
+        if fmt == "csv":
+            response = self._csv(rows, monthly=monthly)
+            response["Content-Disposition"] = f'inline; filename="{dataset.symbol}-{frequency}.csv"'
+            if next_url:
+                response["Link"] = f'<{next_url}>; rel="next"'
+        else:
+            head: dict[str, Any] = {
+                "dataset": dataset.symbol,
+                "frequency": frequency,
+                "source": source,
+                "start": format_instant(start),
+                "end": format_instant(end),
+                "data_as_of": format_instant(data_as_of) if data_as_of else None,
+                "latest_point_at": format_instant(latest_point_at) if latest_point_at else None,
+                "complete": complete,
+            }
+            if not complete:
+                head["warning"] = f"The price source failed ({ensured.error}); only stored points are shown."
+            head["count"] = len(rows)
+            response = self._json(head, rows, next_url, monthly=monthly)
+        response["X-Price-Source"] = source
+        response["X-Data-Complete"] = "true" if complete else "false"
+        if data_as_of is not None:
+            response["X-Data-As-Of"] = format_instant(data_as_of)
+        return response
+
+    @staticmethod
+    def _json(head: dict[str, Any], rows: list, next_url: str | None, *, monthly: bool) -> HttpResponse:
+        if monthly:
+            items = [
+                f'{{"timestamp":"{format_instant(ts)}","price_usd":"{_price_text(price)}","partial":{"true" if partial else "false"}}}'
+                for ts, price, _, partial in rows
+            ]
+        else:
+            items = []
+            append = items.append
+            for ts, price, _, _ in rows:
+                text = ts.isoformat()
+                if text.endswith("+00:00"):
+                    text = text[:-6] + "Z"
+                append(f'{{"timestamp":"{text}","price_usd":"{_price_text(price)}"}}')
+        body = "".join((json.dumps(head)[:-1], ',"results":[', ",".join(items), '],"next":', json.dumps(next_url), "}"))
+        return HttpResponse(body.encode(), content_type="application/json")
+
+    @staticmethod
+    def _csv(rows: list, *, monthly: bool) -> HttpResponse:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        if monthly:
+            writer.writerow(("timestamp", "price_usd", "partial"))
+            writer.writerows(
+                (format_instant(ts), _price_text(price), "true" if partial else "false")
+                for ts, price, _, partial in rows
+            )
+        else:
+            writer.writerow(("timestamp", "price_usd"))
+            writer.writerows((format_instant(ts), _price_text(price)) for ts, price, _, _ in rows)
+        return HttpResponse(buffer.getvalue().encode(), content_type="text/csv; charset=utf-8")
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(response, Response):
+            # Error documents are JSON even when CSV was asked for.
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+def parse_day(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise FieldError(field, f"'{value}' is not a date, e.g. 2024-01-31 (a UTC day).") from None
+
+
+class MarketCapPagination(CursorPagination):
+    ordering = "date"
+
+
+class DatasetMarketCapsApi(generics.ListAPIView):
+    """Daily market-cap snapshots of a dataset, oldest first, for quants with any grant in force on it."""
+
+    permission_classes = [IsAuthenticated, IsQuant]
+    serializer_class = MarketCapOutputSerializer
+    pagination_class = MarketCapPagination
+    filter_backends: list = []
+
+    @extend_schema(
+        operation_id="dataset_market_caps",
+        tags=["pricing"],
+        parameters=[
+            OpenApiParameter("start", OpenApiTypes.DATE, description="Inclusive UTC day, YYYY-MM-DD."),
+            OpenApiParameter("end", OpenApiTypes.DATE, description="Exclusive UTC day, YYYY-MM-DD."),
+        ],
+        responses={200: MarketCapOutputSerializer(many=True), **_PROBLEMS},
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> Any:
+        dataset = _dataset_get(self.kwargs["symbol"])
+        account = self.request.user
+        assert isinstance(account, Account)
+        grant_require(account=account, dataset=dataset, frequency=None)
+        params = self.request.query_params
+        start = parse_day(params["start"], "start") if params.get("start") else None
+        end = parse_day(params["end"], "end") if params.get("end") else None
+        if start and end and start >= end:
+            raise FieldError("start", "Must be before end.")
+        return selectors.market_cap_list(dataset=dataset, start=start, end=end)

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from pricing.models import MarketCapSnapshot
+
+
+def decimal_string(value: Decimal) -> str:
+    """The exact decimal as plain text, without exponent or trailing zeros: ``"65000.1234"``."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class ExactDecimalField(serializers.Field):
+    """A Decimal as an exact string (``"65000.1234"``), never a float."""
+
+    def to_representation(self, value: Decimal) -> str:
+        return decimal_string(value)
+
+
+class PricePointSerializer(serializers.Serializer):
+    timestamp = serializers.DateTimeField(help_text="The point's instant, UTC (for 1mo: the month's first instant).")
+    price_usd = serializers.CharField(help_text="USD price as an exact decimal string.")
+    partial = serializers.BooleanField(
+        required=False, help_text="1mo only: true while the month is not over or its daily data is incomplete."
+    )
+
+
+class PricePageSerializer(serializers.Serializer):
+    """Schema of the JSON price page (the view builds the bytes itself)."""
+
+    dataset = serializers.CharField()
+    frequency = serializers.CharField()
+    source = serializers.CharField(help_text="'coincap' or 'synthetic' (offline demo data); both, comma-separated.")
+    start = serializers.DateTimeField(help_text="Inclusive start of the requested range.")
+    end = serializers.DateTimeField(help_text="Exclusive end of the requested range.")
+    data_as_of = serializers.DateTimeField(
+        allow_null=True, help_text="When the source last answered for this series and its answer was stored."
+    )
+    latest_point_at = serializers.DateTimeField(allow_null=True, help_text="Timestamp of the newest stored point.")
+    complete = serializers.BooleanField(
+        help_text="False when the source failed while fetching a missing part of the range: stored points only."
+    )
+    warning = serializers.CharField(required=False)
+    count = serializers.IntegerField(help_text="Points on this page.")
+    results = PricePointSerializer(many=True)
+    next = serializers.URLField(allow_null=True)
+
+
+class MarketCapOutputSerializer(serializers.ModelSerializer):
+    market_cap_usd = ExactDecimalField()
+    price_usd = ExactDecimalField()
+    supply = ExactDecimalField()
+    max_supply = ExactDecimalField(allow_null=True)
+    volume_usd_24h = ExactDecimalField(allow_null=True)
+    change_percent_24h = ExactDecimalField(allow_null=True)
+
+    class Meta:
+        model = MarketCapSnapshot
+        fields = [
+            "date",
+            "market_cap_usd",
+            "price_usd",
+            "supply",
+            "max_supply",
+            "volume_usd_24h",
+            "change_percent_24h",
+            "rank",
+            "source",
+            "estimated",
+            "source_timestamp",
+            "updated_at",
+        ]
+
+
+class LatestMarketCapSerializer(serializers.Serializer):
+    """The latest market-cap snapshot, from the annotations of ``market_cap_latest_annotations``."""
+
+    date = serializers.DateField()
+    market_cap_usd = ExactDecimalField()
+    price_usd = ExactDecimalField()
+    supply = ExactDecimalField()
+    source = serializers.CharField()
+    estimated = serializers.BooleanField()
+
+    @staticmethod
+    def from_annotations(obj: Any) -> dict[str, Any] | None:
+        if getattr(obj, "latest_market_cap_date", None) is None:
+            return None
+        return LatestMarketCapSerializer(
+            {
+                "date": obj.latest_market_cap_date,
+                "market_cap_usd": obj.latest_market_cap_usd,
+                "price_usd": obj.latest_market_cap_price_usd,
+                "supply": obj.latest_market_cap_supply,
+                "source": obj.latest_market_cap_source,
+                "estimated": obj.latest_market_cap_estimated,
+            }
+        ).data
+
+
+class ProblemSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    instance = serializers.CharField(required=False)
