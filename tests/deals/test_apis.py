@@ -272,3 +272,18 @@ def test_money_is_exact_for_json_numbers(seller_client):
     assert response.status_code == 201, response.content
     assert response.json()["total_price"] == "0.30"
     assert Deal.objects.get().total_price == Decimal("0.3")
+
+
+def test_schema_describes_the_deal_endpoints(anon_client):
+    response = anon_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    schema = response.json()
+    listing = schema["paths"]["/api/v1/deals"]["get"]
+    assert {"seller", "status", "currency", "updated_after", "min_price", "max_price"} <= {
+        p["name"] for p in listing["parameters"]
+    }
+    patch = schema["paths"]["/api/v1/deals/{deal_id}"]["patch"]
+    assert "If-Match" in {p["name"] for p in patch["parameters"]}
+    assert "412" in patch["responses"]
+    assert {"/api/v1/authorized-buyers", "/api/v1/authorized-buyers/{ref}", "/api/v1/authorized-sellers"} <= set(
+        schema["paths"]
+    )
