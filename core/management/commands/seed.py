@@ -6,9 +6,10 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts import services as account_services
-from accounts.models import Role
+from accounts.models import Account, Role
 from catalog.services import catalog_seed
 from core.periodic import schedules_install
+from deals.services import deals_demo_seed
 
 DEMO_ACCOUNTS = [
     ("demo-quant", Role.QUANT, "Demo Quant"),
@@ -36,6 +37,10 @@ class Command(BaseCommand):
                 if created:
                     _, key = account_services.api_key_create(account=account, name="demo")
                     self.stdout.write(f"account: created {ref} ({role}) with API key {key}")
+            for item in deals_demo_seed(
+                seller=Account.objects.get(ref="demo-seller"), buyer=Account.objects.get(ref="demo-buyer")
+            ):
+                self.stdout.write(f"deals: created {item}")
         self._superuser()
         self.stdout.write(self.style.SUCCESS("Seed complete."))
 
