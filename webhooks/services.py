@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -243,8 +243,8 @@ def endpoint_ping(*, endpoint: Endpoint) -> Delivery:
         data={"endpoint": {"id": endpoint.pk, "url": endpoint.url}, "message": "Ping from the back office."},
         dispatched_at=now,
     )
-    delivery = Delivery.objects.create(event=event, endpoint=endpoint, next_attempt_at=now, **_lease(now))
-    _enqueue_attempt(delivery.pk, delivery.lease_token)
+    delivery = Delivery.objects.create(event=event, endpoint=endpoint, next_attempt_at=now)
+    _enqueue_send(delivery.pk)
     return delivery
 
 
@@ -260,18 +260,18 @@ def delivery_redeliver(*, delivery: Delivery, actor: Actor) -> Delivery:
     now = timezone.now()
     delivery.round_attempts = 0
     delivery.next_attempt_at = now
-    leased = (
+    in_flight = (
         delivery.status == DeliveryStatus.PENDING
         and bool(delivery.lease_token)
         and (delivery.lease_expires_at is not None and delivery.lease_expires_at > now)
     )
-    if not leased:
-        # In flight deliveries just get a fresh schedule; the others are claimed and sent now.
+    if not in_flight:
+        # A delivery in flight just gets a fresh schedule; the others are due now and sent at once.
         delivery.status = DeliveryStatus.PENDING
         delivery.completed_at = None
-        for field, value in _lease(now).items():
-            setattr(delivery, field, value)
-        _enqueue_attempt(delivery.pk, delivery.lease_token)
+        delivery.lease_token = ""
+        delivery.lease_expires_at = None
+        _enqueue_send(delivery.pk)
     delivery.save()
     logger.info("Webhook delivery %s redelivered by %s", delivery.pk, actor or "system")
     return delivery
@@ -308,15 +308,15 @@ def _lease(now: datetime) -> dict[str, Any]:
     }
 
 
-def _enqueue_attempt(delivery_id: int, lease_token: str) -> None:
+def _enqueue_send(delivery_id: int) -> None:
     from webhooks import tasks
 
-    transaction.on_commit(lambda: task_enqueue(tasks.delivery_attempt, delivery_id, lease_token))
+    transaction.on_commit(lambda: task_enqueue(tasks.delivery_send, delivery_id))
 
 
 @transaction.atomic
-def event_fanout(*, event_id: int) -> list[Claim]:
-    """Create one delivery per subscribed endpoint of the event's recipients, claimed by the caller.
+def event_fanout(*, event_id: int) -> list[int]:
+    """Create one due delivery per subscribed endpoint of the event's recipients; return their ids.
 
     Runs once per event: whoever locks the undispatched event first does it.
     Endpoints that are disabled get a ``failed`` delivery, so their owner can
@@ -336,7 +336,7 @@ def event_fanout(*, event_id: int) -> list[Claim]:
         if not subscribed(endpoint.event_types, event.type):
             continue
         if endpoint.enabled:
-            deliveries.append(Delivery(event=event, endpoint=endpoint, next_attempt_at=now, **_lease(now)))
+            deliveries.append(Delivery(event=event, endpoint=endpoint, next_attempt_at=now))
         else:
             deliveries.append(
                 Delivery(
@@ -350,7 +350,24 @@ def event_fanout(*, event_id: int) -> list[Claim]:
     created = Delivery.objects.bulk_create(deliveries)
     event.dispatched_at = now
     event.save(update_fields=["dispatched_at"])
-    return [(d.pk, d.lease_token) for d in created if d.status == DeliveryStatus.PENDING]
+    return [d.pk for d in created if d.status == DeliveryStatus.PENDING]
+
+
+def _claimable(now: datetime) -> QuerySet[Delivery]:
+    return Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now).filter(
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
+    )
+
+
+@transaction.atomic
+def delivery_claim(*, delivery_id: int) -> str | None:
+    """Claim one delivery if it is due and nobody holds it; return the lease token, or None."""
+    now = timezone.now()
+    if _claimable(now).select_for_update(skip_locked=True).filter(pk=delivery_id).values_list("pk").first() is None:
+        return None
+    lease = _lease(now)
+    Delivery.objects.filter(pk=delivery_id).update(**lease)
+    return str(lease["lease_token"])
 
 
 @transaction.atomic
@@ -358,9 +375,8 @@ def deliveries_claim_due(*, limit: int = 500) -> list[Claim]:
     """Claim up to ``limit`` pending deliveries that are due and not leased by a live worker."""
     now = timezone.now()
     ids = list(
-        Delivery.objects.select_for_update(skip_locked=True)
-        .filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now))
+        _claimable(now)
+        .select_for_update(skip_locked=True)
         .order_by("next_attempt_at", "id")
         .values_list("id", flat=True)[:limit]
     )
@@ -378,17 +394,15 @@ class SweepResult:
 
 
 def webhooks_sweep(*, deliver: Callable[[int, str], None], limit: int = 500) -> SweepResult:
-    """The safety net: fan out events whose fast path was lost, then hand every due delivery to ``deliver``."""
+    """The safety net: fan out events whose fast path was lost, then claim every due delivery
+    and hand each claim to ``deliver`` (the periodic task enqueues them)."""
     dispatched = 0
     claimed = 0
     for event_id in (
         Event.objects.filter(dispatched_at__isnull=True).order_by("id").values_list("id", flat=True)[:limit]
     ):
-        claims = event_fanout(event_id=event_id)
+        event_fanout(event_id=event_id)
         dispatched += 1
-        for claim in claims:
-            deliver(*claim)
-            claimed += 1
     for claim in deliveries_claim_due(limit=limit):
         deliver(*claim)
         claimed += 1

@@ -12,12 +12,23 @@ def event_dispatch(event_id: int) -> None:
     The first delivery is attempted in this task; the others go to the queue so
     that several workers send them in parallel and one slow receiver delays no one.
     """
-    claims = services.event_fanout(event_id=event_id)
-    for delivery_id, lease_token in claims[1:]:
-        services.task_enqueue(delivery_attempt, delivery_id, lease_token)
-    if claims:
-        delivery_id, lease_token = claims[0]
+    delivery_ids = services.event_fanout(event_id=event_id)
+    for delivery_id in delivery_ids[1:]:
+        services.task_enqueue(delivery_send, delivery_id)
+    if delivery_ids:
+        _send(delivery_ids[0])
+
+
+def _send(delivery_id: int) -> None:
+    lease_token = services.delivery_claim(delivery_id=delivery_id)
+    if lease_token is not None:
         services.delivery_attempt(delivery_id=delivery_id, lease_token=lease_token)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def delivery_send(delivery_id: int) -> None:
+    """Claim a delivery that is due and free, and attempt it now (redelivery, ping, fan-out)."""
+    _send(delivery_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

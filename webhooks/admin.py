@@ -1,0 +1,255 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from core.errors import ProblemError
+from webhooks import services
+from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event, EventRecipient
+
+
+class _ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DisableForm(forms.Form):
+    reason = forms.CharField(max_length=500, help_text="Shown to the owner and in the endpoint's disabled reason.")
+
+
+class RedeliverSinceForm(forms.Form):
+    since = forms.DateTimeField(
+        help_text="Redeliver failed deliveries created at or after this time (UTC, YYYY-MM-DD HH:MM).",
+        initial=lambda: (timezone.now() - timedelta(days=1)).replace(second=0, microsecond=0),
+    )
+
+
+def _action_form(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    form_class: type[forms.Form],
+    *,
+    action: str,
+    title: str,
+    intro: str,
+    submit_label: str,
+) -> tuple[forms.Form | None, HttpResponse | None]:
+    """Django's delete_selected pattern: show a form first, act on the second POST."""
+    if "apply" in request.POST:
+        form = form_class(request.POST)
+        if form.is_valid():
+            return form, None
+    else:
+        form = form_class()
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "opts": modeladmin.model._meta,
+        "title": title,
+        "intro": intro,
+        "queryset": queryset,
+        "form": form,
+        "action": action,
+        "submit_label": submit_label,
+    }
+    return None, TemplateResponse(request, "admin/webhooks/action_form.html", context)
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(admin.ModelAdmin):
+    list_display = ["id", "account", "url", "enabled", "disabled_reason", "failing_since", "deliveries_link"]
+    list_filter = ["enabled", "account__role"]
+    search_fields = ["url", "description", "account__ref"]
+    list_select_related = ["account"]
+    raw_id_fields = ["account"]
+    fields = [
+        "account",
+        "url",
+        "description",
+        "event_types",
+        "enabled",
+        "disabled_at",
+        "disabled_reason",
+        "failing_since",
+        "previous_secret_expires_at",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = [f for f in fields if f != "description"]
+    actions = ["enable_selected", "disable_selected", "redeliver_failed_since"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # endpoints belong to their owners, who register them over the API
+
+    @admin.display(description="Deliveries")
+    def deliveries_link(self, obj: Endpoint) -> str:
+        url = reverse("admin:webhooks_delivery_changelist") + f"?endpoint__id__exact={obj.pk}"
+        return format_html('<a href="{}">deliveries</a>', url)
+
+    @admin.action(description="Re-enable selected endpoints", permissions=["change"])
+    def enable_selected(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
+        count = 0
+        for endpoint in queryset.filter(enabled=False):
+            services.endpoint_enable(endpoint=endpoint, actor=request.user)
+            count += 1
+        messages.success(request, f"Re-enabled {count} endpoint(s). Redeliver what failed meanwhile if needed.")
+
+    @admin.action(description="Disable selected endpoints…", permissions=["change"])
+    def disable_selected(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> HttpResponse | None:
+        form, response = _action_form(
+            self,
+            request,
+            queryset,
+            DisableForm,
+            action="disable_selected",
+            title="Disable webhook endpoints",
+            intro="These endpoints will stop receiving deliveries; their owners get a webhook_endpoint.disabled event.",
+            submit_label="Disable",
+        )
+        if form is None:
+            return response
+        count = sum(
+            services.endpoint_disable(endpoint=endpoint, reason=form.cleaned_data["reason"], actor=request.user)
+            for endpoint in queryset
+        )
+        messages.success(request, f"Disabled {count} endpoint(s).")
+        return None
+
+    @admin.action(description="Redeliver failed deliveries since…", permissions=["change"])
+    def redeliver_failed_since(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> HttpResponse | None:
+        form, response = _action_form(
+            self,
+            request,
+            queryset,
+            RedeliverSinceForm,
+            action="redeliver_failed_since",
+            title="Redeliver failed deliveries",
+            intro="Every failed delivery of these endpoints since the time below is sent again, same webhook-id.",
+            submit_label="Redeliver",
+        )
+        if form is None:
+            return response
+        total = 0
+        for endpoint in queryset:
+            try:
+                total += services.deliveries_redeliver_failed(
+                    endpoint=endpoint, since=form.cleaned_data["since"], actor=request.user
+                )
+            except ProblemError as exc:
+                messages.error(request, f"{endpoint}: {exc.detail}")
+        messages.success(request, f"Queued {total} failed deliveries again.")
+        return None
+
+
+class DeliveryAttemptInline(_ReadOnlyInline):
+    model = DeliveryAttempt
+    fields = ["number", "started_at", "duration_ms", "status_code", "error", "response_body", "url"]
+    readonly_fields = fields
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "event_type",
+        "endpoint",
+        "status",
+        "attempt_count",
+        "last_status_code",
+        "last_error",
+        "next_attempt_at",
+        "created_at",
+    ]
+    list_filter = ["status", ("endpoint", admin.RelatedOnlyFieldListFilter), "event__type"]
+    search_fields = ["event__public_id", "endpoint__url", "endpoint__account__ref"]
+    list_select_related = ["event", "endpoint"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "event",
+        "endpoint",
+        "status",
+        "attempt_count",
+        "round_attempts",
+        "next_attempt_at",
+        "lease_expires_at",
+        "last_attempt_at",
+        "last_status_code",
+        "last_error",
+        "created_at",
+        "completed_at",
+    ]
+    fields = readonly_fields
+    inlines = [DeliveryAttemptInline]
+    actions = ["redeliver_selected"]
+
+    @admin.display(description="Event type", ordering="event__type")
+    def event_type(self, obj: Delivery) -> str:
+        return obj.event.type
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Redeliver selected deliveries now", permissions=["change"])
+    def redeliver_selected(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        done = 0
+        for delivery in queryset:
+            try:
+                services.delivery_redeliver(delivery=delivery, actor=request.user)
+                done += 1
+            except ProblemError as exc:
+                messages.error(request, f"{delivery}: {exc.detail}")
+        messages.success(request, f"Redelivering {done} deliveries.")
+
+
+class EventRecipientInline(_ReadOnlyInline):
+    model = EventRecipient
+    fields = ["account"]
+    readonly_fields = fields
+
+
+class EventDeliveryInline(_ReadOnlyInline):
+    model = Delivery
+    fields = ["endpoint", "status", "attempt_count", "last_status_code", "last_error", "next_attempt_at"]
+    readonly_fields = fields
+    show_change_link = True
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["id", "public_id", "type", "created_at", "dispatched_at"]
+    list_filter = ["type"]
+    search_fields = ["public_id", "type"]
+    date_hierarchy = "created_at"
+    fields = ["public_id", "type", "data", "created_at", "dispatched_at"]
+    readonly_fields = fields
+    inlines = [EventRecipientInline, EventDeliveryInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
+from rest_framework.views import APIView
+
+from accounts.models import Account
+from core.errors import FieldError
+from webhooks import selectors, services
+from webhooks.catalog import EVENT_TYPES
+from webhooks.models import Delivery, DeliveryStatus, Endpoint
+from webhooks.serializers import (
+    DeliveryOutputSerializer,
+    EndpointCreateInputSerializer,
+    EndpointOutputSerializer,
+    EndpointUpdateInputSerializer,
+    EndpointWithSecretOutputSerializer,
+    EventFeedOutputSerializer,
+    EventOutputSerializer,
+    RedeliverFailedInputSerializer,
+    RedeliverFailedOutputSerializer,
+)
+
+TAGS = ["webhooks"]
+
+
+def _account(request: Request) -> Account:
+    assert isinstance(request.user, Account)
+    return request.user
+
+
+class WebhookEndpointListCreateApi(generics.ListAPIView):
+    serializer_class = EndpointOutputSerializer
+    filter_backends: list = []
+
+    def get_queryset(self) -> QuerySet[Endpoint]:
+        return selectors.endpoint_list(account=_account(self.request))
+
+    @extend_schema(tags=TAGS, summary="Your webhook endpoints")
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        tags=TAGS,
+        summary="Register a webhook endpoint",
+        request=EndpointCreateInputSerializer,
+        responses={201: EndpointWithSecretOutputSerializer},
+        description="The answer carries the signing secret (`whsec_...`), shown this once.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = EndpointCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        endpoint = services.endpoint_create(account=_account(request), **serializer.validated_data)
+        return Response(EndpointWithSecretOutputSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+
+
+class WebhookEndpointDetailApi(APIView):
+    @extend_schema(tags=TAGS, summary="One of your webhook endpoints", responses=EndpointOutputSerializer)
+    def get(self, request: Request, endpoint_id: int) -> Response:
+        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=endpoint_id)
+        return Response(EndpointOutputSerializer(endpoint).data)
+
+    @extend_schema(
+        tags=TAGS,
+        summary="Change a webhook endpoint",
+        request=EndpointUpdateInputSerializer,
+        responses=EndpointOutputSerializer,
+        description="`enabled: true` re-enables a disabled endpoint; failed deliveries stay failed until redelivered.",
+    )
+    def patch(self, request: Request, endpoint_id: int) -> Response:
+        account = _account(request)
+        endpoint = selectors.endpoint_get(account=account, endpoint_id=endpoint_id)
+        serializer = EndpointUpdateInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        endpoint = services.endpoint_update(endpoint=endpoint, actor=account, **serializer.validated_data)
+        return Response(EndpointOutputSerializer(endpoint).data)
+
+    @extend_schema(tags=TAGS, summary="Delete a webhook endpoint", responses={204: None})
+    def delete(self, request: Request, endpoint_id: int) -> Response:
+        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=endpoint_id)
+        services.endpoint_delete(endpoint=endpoint)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookEndpointRotateSecretApi(APIView):
+    @extend_schema(
+        tags=TAGS,
+        summary="Rotate the signing secret",
+        request=None,
+        responses=EndpointWithSecretOutputSerializer,
+        description=(
+            "Returns the new secret once. For 24 hours deliveries carry two signatures in "
+            "`webhook-signature`, one per secret, so receivers can switch without losing any."
+        ),
+    )
+    def post(self, request: Request, endpoint_id: int) -> Response:
+        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=endpoint_id)
+        endpoint = services.endpoint_rotate_secret(endpoint=endpoint)
+        return Response(EndpointWithSecretOutputSerializer(endpoint).data)
+
+
+class WebhookEndpointPingApi(APIView):
+    @extend_schema(
+        tags=TAGS,
+        summary="Send a webhook.ping event to this endpoint",
+        request=None,
+        responses={202: DeliveryOutputSerializer},
+        description="The delivery is attempted right away; follow it in the endpoint's deliveries.",
+    )
+    def post(self, request: Request, endpoint_id: int) -> Response:
+        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=endpoint_id)
+        delivery = services.endpoint_ping(endpoint=endpoint)
+        delivery = selectors.delivery_get(account=_account(request), delivery_id=delivery.pk)
+        return Response(DeliveryOutputSerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+class WebhookEndpointDeliveryListApi(generics.ListAPIView):
+    serializer_class = DeliveryOutputSerializer
+    filter_backends: list = []
+
+    def get_queryset(self) -> QuerySet[Delivery]:
+        account = _account(self.request)
+        endpoint = selectors.endpoint_get(account=account, endpoint_id=self.kwargs["endpoint_id"])
+        return selectors.delivery_list(endpoint=endpoint, status=self.request.query_params.get("status"))
+
+    @extend_schema(
+        tags=TAGS,
+        summary="Deliveries to this endpoint, newest first, with every attempt",
+        parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=DeliveryStatus.values)],
+    )
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class WebhookEndpointRedeliverFailedApi(APIView):
+    @extend_schema(
+        tags=TAGS,
+        summary="Redeliver every failed delivery of this endpoint since a time",
+        request=RedeliverFailedInputSerializer,
+        responses={202: RedeliverFailedOutputSerializer},
+    )
+    def post(self, request: Request, endpoint_id: int) -> Response:
+        account = _account(request)
+        endpoint = selectors.endpoint_get(account=account, endpoint_id=endpoint_id)
+        serializer = RedeliverFailedInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        count = services.deliveries_redeliver_failed(
+            endpoint=endpoint, since=serializer.validated_data["since"], actor=account
+        )
+        return Response({"count": count}, status=status.HTTP_202_ACCEPTED)
+
+
+class WebhookDeliveryRedeliverApi(APIView):
+    @extend_schema(
+        tags=TAGS,
+        summary="Send one delivery again now",
+        request=None,
+        responses={202: DeliveryOutputSerializer},
+        description="Same `webhook-id`, a fresh retry schedule.",
+    )
+    def post(self, request: Request, delivery_id: int) -> Response:
+        account = _account(request)
+        delivery = selectors.delivery_get(account=account, delivery_id=delivery_id)
+        services.delivery_redeliver(delivery=delivery, actor=account)
+        delivery = selectors.delivery_get(account=account, delivery_id=delivery_id)
+        return Response(DeliveryOutputSerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _page_size(request: Request) -> int:
+    raw = request.query_params.get("page_size")
+    if raw is None:
+        return int(settings.API_PAGE_SIZE)
+    try:
+        size = int(raw)
+    except ValueError:
+        raise FieldError("page_size", "Must be a whole number.") from None
+    if size < 1:
+        raise FieldError("page_size", "Must be at least 1.")
+    return min(size, int(settings.API_MAX_PAGE_SIZE))
+
+
+class EventListApi(APIView):
+    @extend_schema(
+        tags=TAGS,
+        summary="Your events, oldest first: the polling alternative to webhooks",
+        parameters=[
+            OpenApiParameter("after", OpenApiTypes.STR, description="The id of the last event you processed."),
+            OpenApiParameter(
+                "type", OpenApiTypes.STR, many=True, enum=list(EVENT_TYPES), description="Only these types."
+            ),
+            OpenApiParameter("page_size", OpenApiTypes.INT),
+        ],
+        responses=EventFeedOutputSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        after = request.query_params.get("after") or None
+        types = [t for value in request.query_params.getlist("type") for t in value.split(",") if t]
+        unknown = [t for t in types if t not in EVENT_TYPES]
+        if unknown:
+            raise FieldError("type", f"Unknown event type(s): {', '.join(unknown)}.")
+        limit = _page_size(request)
+        events, has_more = selectors.event_feed(account=_account(request), after=after, types=types, limit=limit)
+        cursor = events[-1].public_id if events else after
+        next_url = replace_query_param(request.build_absolute_uri(), "after", cursor) if has_more and cursor else None
+        return Response({"results": EventOutputSerializer(events, many=True).data, "next": next_url, "cursor": cursor})
