@@ -676,3 +676,73 @@ def test_schema_describes_the_entitlement_endpoints(anon_client):
     assert "201" in create["responses"] and "409" in create["responses"]
     assert "requestBody" in create
     assert Account.objects.count() == 0
+
+
+# --- what the quant sees elsewhere: data reads and webhooks ---------------------------
+
+
+def test_refused_data_read_names_what_is_missing_and_how_to_ask_then_access_follows_grants(
+    quant_client, ops_client, catalog, settings
+):
+    settings.PRICE_SOURCE = "synthetic"
+    prices = "/api/v1/datasets/ETH/prices"
+    window = {"frequency": "1d", "start": "2024-01-01T00:00:00Z", "end": "2024-01-04T00:00:00Z"}
+    response = quant_client.get(prices, window)
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == "not_entitled"
+    assert (problem["dataset"], problem["frequency"]) == ("ETH", "1d")
+    how = problem["how_to_request"]
+    assert (how["method"], how["url"]) == ("POST", ACCESS_REQUESTS)
+    market_caps = quant_client.get("/api/v1/datasets/ETH/market-caps")
+    assert market_caps.status_code == 403
+    assert market_caps.json()["code"] == "not_entitled"
+
+    # Following the instructions works as written.
+    created = quant_client.post(how["url"], how["body"])
+    assert created.status_code == 201, created.content
+    ops_client.post(f"{OPS_REQUESTS}/{created.json()['id']}/approve", {})
+    response = quant_client.get(prices, window)
+    assert response.status_code == 200, response.content
+    assert len(response.json()["results"]) == 3
+
+    # Revocation ends it on the next read.
+    grant_id = quant_client.get(ENTITLEMENTS).json()["results"][0]["id"]
+    ops_client.post(f"{OPS_GRANTS}/{grant_id}/revoke", {"reason": "Contract ended"})
+    assert quant_client.get(prices, window).status_code == 403
+
+
+def test_quant_and_ops_receive_signed_webhooks_for_the_workflow(
+    quant_client, ops_client, catalog, webhook_receiver, deliver_now
+):
+    from standardwebhooks.webhooks import Webhook
+
+    ops_endpoint = ops_client.post(
+        "/api/v1/webhook-endpoints",
+        {"url": webhook_receiver.url_for("/ops"), "event_types": ["access_request.created"]},
+    )
+    assert ops_endpoint.status_code == 201, ops_endpoint.content
+    quant_endpoint = quant_client.post("/api/v1/webhook-endpoints", {"url": webhook_receiver.url_for("/quant")})
+    assert quant_endpoint.status_code == 201, quant_endpoint.content
+
+    created = quant_client.post(ACCESS_REQUESTS, {"dataset": "BTC", "frequencies": ["1h"]}).json()
+    ops_client.post(f"{OPS_REQUESTS}/{created['id']}/approve", {"trial_days": 7})
+    deliver_now()
+
+    received = webhook_receiver.wait_for(3)
+    by_path: dict[str, list] = {}
+    for request in received:
+        by_path.setdefault(request.path, []).append(request)
+    [to_ops] = by_path["/ops"]
+    body = Webhook(ops_endpoint.json()["secret"]).verify(to_ops.body, to_ops.headers)
+    assert body["type"] == "access_request.created"
+    assert body["data"]["id"] == created["id"]
+    quant_verifier = Webhook(quant_endpoint.json()["secret"])
+    quant_bodies = [quant_verifier.verify(r.body, r.headers) for r in by_path["/quant"]]
+    assert sorted(b["type"] for b in quant_bodies) == ["access_grant.created", "access_request.decided"]
+    decided = next(b for b in quant_bodies if b["type"] == "access_request.decided")
+    assert decided["data"]["status"] == "approved"
+    assert decided["data"]["items"][0]["grant_id"] is not None
+    granted = next(b for b in quant_bodies if b["type"] == "access_grant.created")
+    assert granted["data"]["expires_at"] is not None
