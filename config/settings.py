@@ -281,6 +281,13 @@ WEBHOOKS_LEASE_SECONDS = env.float("WEBHOOKS_LEASE_SECONDS", default=60.0)
 # ends that the quant gets one access_grant.expiring notice.
 ENTITLEMENTS_REFUSAL_COOLDOWN = env.float("ENTITLEMENTS_REFUSAL_COOLDOWN", default=24.0)
 GRANT_EXPIRING_NOTICE = env.float("GRANT_EXPIRING_NOTICE", default=24.0)
+# Distinct OpenAPI names for the entitlement status enums (several models have a "status").
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    **SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"],  # type: ignore[dict-item]
+    "AccessRequestStatusEnum": "entitlements.models.RequestStatus",
+    "AccessRequestItemStatusEnum": "entitlements.models.ItemStatus",
+    "GrantStatusEnum": "entitlements.models.GrantStatus",
+}
 
 # Pricing: CoinCap timeouts (seconds), retries on 429/5xx/timeouts with exponential
 # backoff (base seconds) and the cap on a Retry-After we honour; the days one history

@@ -29,7 +29,7 @@ class AccessRequestItemOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "frequency", "status", "decided_at", "decided_automatically", "rule", "note", "grant_id"]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.INT)
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_grant_id(self, item: AccessRequestItem) -> int | None:
         grants = list(item.grants.all())
         return grants[0].pk if grants else None
@@ -44,7 +44,7 @@ class OpsAccessRequestItemOutputSerializer(AccessRequestItemOutputSerializer):
         fields = [*AccessRequestItemOutputSerializer.Meta.fields, "decided_by"]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_decided_by(self, item: AccessRequestItem) -> str | None:
         if item.decided_at is None:
             return None
@@ -85,7 +85,7 @@ class EntitlementOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "dataset", "frequency", "starts_at", "expires_at", "request_id"]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.INT)
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_request_id(self, grant: Grant) -> int | None:
         return grant.item.request_id if grant.item is not None else None
 
@@ -139,7 +139,7 @@ class GrantOutputSerializer(serializers.ModelSerializer):
     def get_status(self, grant: Grant) -> str:
         return grant_effective_status(grant)
 
-    @extend_schema_field(OpenApiTypes.INT)
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_request_id(self, grant: Grant) -> int | None:
         return grant.item.request_id if grant.item is not None else None
 
@@ -147,7 +147,7 @@ class GrantOutputSerializer(serializers.ModelSerializer):
     def get_created_by(self, grant: Grant) -> str:
         return actor_label(grant.created_by_user, grant.created_by_account)
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_revoked_by(self, grant: Grant) -> str | None:
         return actor_label(grant.revoked_by_user, grant.revoked_by_account) if grant.revoked_at else None
 
