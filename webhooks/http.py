@@ -121,9 +121,10 @@ def url_check(url: str, *, allow_private: bool) -> None:
         addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     for address in addresses:
         if not address_allowed(address):
+            where = "" if literal is not None else f" (what {host!r} resolves to)"
             raise UrlNotAllowed(
-                f"The host {host!r} resolves to {address}, a private, loopback, link-local or otherwise "
-                "non-public address; webhooks are only sent to public addresses."
+                f"{address}{where} is a private, loopback, link-local, multicast, reserved or cloud-metadata "
+                "address; webhooks are only sent to public addresses."
             )
 
 

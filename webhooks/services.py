@@ -460,10 +460,13 @@ def delivery_attempt(*, delivery_id: int, lease_token: str) -> DeliveryAttempt |
     worker took it after the lease ran out) or the delivery is done.
     """
     now = timezone.now()
+    # Trade the claim for a token of this attempt alone: of two copies of the same task
+    # message (a broker redelivery), only the first to get here sends anything.
+    claim_token, lease_token = lease_token, new_lease_token()
     owned = (
-        Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, lease_token=lease_token)
+        Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, lease_token=claim_token)
         .exclude(lease_token="")
-        .update(lease_expires_at=now + timedelta(seconds=settings.WEBHOOKS_LEASE_SECONDS))
+        .update(lease_token=lease_token, lease_expires_at=now + timedelta(seconds=settings.WEBHOOKS_LEASE_SECONDS))
     )
     if not owned:
         return None

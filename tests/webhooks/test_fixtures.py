@@ -17,5 +17,10 @@ def test_deliver_now_delivers_a_published_event_to_the_receiver(webhook_receiver
     assert deliver_now() == 1
     (request,) = webhook_receiver.wait_for(1)
     body = Webhook(endpoint.secret).verify(request.body, request.headers)
-    assert body == {"id": event.public_id, "type": "access_request.created", "timestamp": body["timestamp"], "data": {"id": 7}}
+    assert body == {
+        "id": event.public_id,
+        "type": "access_request.created",
+        "timestamp": body["timestamp"],
+        "data": {"id": 7},
+    }
     assert deliver_now() == 0
