@@ -113,7 +113,7 @@ class ExtendForm(forms.Form):
 def _selected(model: type, request: HttpRequest) -> list[Any]:
     """The rows ticked on the changelist, whatever the changelist filter shows now."""
     ids = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
-    return list(model.objects.filter(pk__in=ids).order_by("pk"))  # type: ignore[attr-defined]
+    return list(model.objects.filter(pk__in=ids).select_related("account", "dataset").order_by("pk"))  # type: ignore[attr-defined]
 
 
 def _with_form(
@@ -446,7 +446,11 @@ class AccessRequestItemAdmin(admin.ModelAdmin):
 
     def _selected_items(self, request: HttpRequest, queryset: QuerySet[AccessRequestItem]) -> list[AccessRequestItem]:
         ids: list[Any] = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME) or [item.pk for item in queryset]
-        return list(AccessRequestItem.objects.filter(pk__in=ids).select_related("request").order_by("id"))
+        return list(
+            AccessRequestItem.objects.filter(pk__in=ids)
+            .select_related("request__account", "request__dataset")
+            .order_by("id")
+        )
 
     @admin.action(description="Approve selected items", permissions=["change"])
     def approve_items(self, request: HttpRequest, queryset: QuerySet[AccessRequestItem]) -> None:

@@ -48,7 +48,7 @@ class AccessRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.account_id} {self.dataset_id} ({self.status})"
+        return f"request #{self.pk}: {self.account.ref} asks for {self.dataset.symbol} ({self.status})"
 
 
 class AccessRequestItem(models.Model):
@@ -95,7 +95,7 @@ class AccessRequestItem(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.request_id}:{self.frequency} ({self.status})"
+        return f"request #{self.request_id} {self.frequency} ({self.status})"
 
 
 class Grant(models.Model):
@@ -145,7 +145,7 @@ class Grant(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"grant #{self.pk} {self.account_id} {self.dataset_id} {self.frequency} ({self.status})"
+        return f"grant #{self.pk}: {self.account.ref} {self.dataset.symbol} {self.frequency} ({self.status})"
 
 
 class GrantChange(models.Model):
