@@ -11,6 +11,7 @@ from django.utils import timezone
 from catalog.models import Dataset
 from pricing import selectors
 from pricing.charts import line_chart
+from pricing.serializers import decimal_string
 
 CHART_DAYS = 90
 MARKET_CAP_ROWS = 30
@@ -36,6 +37,16 @@ def dataset_pricing_context(*, dataset: Dataset) -> dict[str, Any]:
         "pricing_chart_sources": sources,
         "pricing_chart_days": CHART_DAYS,
         "pricing_market_cap_chart": line_chart(cap_points, title=f"{dataset.symbol} market cap (USD)"),
-        "pricing_market_caps": snapshots[:MARKET_CAP_ROWS],
+        "pricing_market_caps": [
+            {
+                "date": s.date,
+                "market_cap_usd": decimal_string(s.market_cap_usd),
+                "price_usd": decimal_string(s.price_usd),
+                "supply": decimal_string(s.supply),
+                "source": s.source,
+                "estimated": s.estimated,
+            }
+            for s in snapshots[:MARKET_CAP_ROWS]
+        ],
         "pricing_sync_rows": sync_rows,
     }

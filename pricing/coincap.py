@@ -208,7 +208,7 @@ class CoinCapClient:
             raise CoinCapUnexpectedResponse(f"asset {slug!r}: CoinCap answered for {data.get('id')!r}")
         rank = data.get("rank")
         try:
-            rank_value = int(rank) if rank not in (None, "") else None
+            rank_value = int(str(rank)) if rank not in (None, "") else None
         except (TypeError, ValueError) as exc:
             raise CoinCapUnexpectedResponse(f"asset {slug!r}: rank is not an integer: {rank!r}") from exc
         price = to_decimal(data.get("priceUsd"), what=f"asset {slug!r} priceUsd")

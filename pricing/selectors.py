@@ -11,9 +11,13 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from catalog.models import Dataset, Frequency
 from pricing.models import MarketCapSnapshot, PriceCoverage, PricePoint, PriceSyncState
 
-STEP = {Frequency.HOUR: timedelta(hours=1), Frequency.DAY: timedelta(days=1)}
+STEP: dict[str, timedelta] = {Frequency.HOUR: timedelta(hours=1), Frequency.DAY: timedelta(days=1)}
 # The stored series a frequency is served from or derived from.
-BASE_FREQUENCY = {Frequency.HOUR: Frequency.HOUR, Frequency.DAY: Frequency.DAY, Frequency.MONTH: Frequency.DAY}
+BASE_FREQUENCY: dict[str, str] = {
+    Frequency.HOUR: Frequency.HOUR,
+    Frequency.DAY: Frequency.DAY,
+    Frequency.MONTH: Frequency.DAY,
+}
 
 Range = tuple[datetime, datetime]
 

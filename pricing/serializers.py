@@ -29,7 +29,7 @@ class ExactDecimalField(serializers.Field):
 class PricePointSerializer(serializers.Serializer):
     timestamp = serializers.DateTimeField(help_text="The point's instant, UTC (for 1mo: the month's first instant).")
     price_usd = serializers.CharField(help_text="USD price as an exact decimal string.")
-    partial = serializers.BooleanField(
+    partial = serializers.BooleanField(  # type: ignore[assignment]
         required=False, help_text="1mo only: true while the month is not over or its daily data is incomplete."
     )
 
@@ -39,7 +39,9 @@ class PricePageSerializer(serializers.Serializer):
 
     dataset = serializers.CharField()
     frequency = serializers.CharField()
-    source = serializers.CharField(help_text="'coincap' or 'synthetic' (offline demo data); both, comma-separated.")
+    source = serializers.CharField(  # type: ignore[assignment]
+        help_text="'coincap' or 'synthetic' (offline demo data); both, comma-separated."
+    )
     start = serializers.DateTimeField(help_text="Inclusive start of the requested range.")
     end = serializers.DateTimeField(help_text="Exclusive end of the requested range.")
     data_as_of = serializers.DateTimeField(
@@ -52,7 +54,7 @@ class PricePageSerializer(serializers.Serializer):
     warning = serializers.CharField(required=False)
     count = serializers.IntegerField(help_text="Points on this page.")
     results = PricePointSerializer(many=True)
-    next = serializers.URLField(allow_null=True)
+    next = serializers.URLField(allow_null=True)  # type: ignore[assignment]
 
 
 class MarketCapOutputSerializer(serializers.ModelSerializer):
@@ -88,7 +90,7 @@ class LatestMarketCapSerializer(serializers.Serializer):
     market_cap_usd = ExactDecimalField()
     price_usd = ExactDecimalField()
     supply = ExactDecimalField()
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
     estimated = serializers.BooleanField()
 
     @staticmethod

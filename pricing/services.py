@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from django.conf import settings
 from django.db import transaction
@@ -34,8 +34,11 @@ from pricing.sources import price_client
 
 logger = logging.getLogger(__name__)
 
-INTERVAL = {Frequency.HOUR: "h1", Frequency.DAY: "d1"}
+INTERVAL: dict[str, str] = {Frequency.HOUR: "h1", Frequency.DAY: "d1"}
 TINY = timedelta(microseconds=1)
+# PricePoint.price_usd holds 20 integer digits and 18 decimal places.
+PRICE_LIMIT = Decimal(10) ** 20
+EIGHTEEN_PLACES = Decimal(10) ** -18
 
 
 def _chunk(frequency: str) -> timedelta:
@@ -85,6 +88,11 @@ def _history_fetch(
                     f"{dataset.coincap_id} {INTERVAL[frequency]}: an empty list for "
                     f"{lo:%Y-%m-%d %H:%M} to {hi:%Y-%m-%d %H:%M}, where data was due"
                 )
+            for point in got:
+                if abs(point.price_usd) >= PRICE_LIMIT:
+                    raise CoinCapUnexpectedResponse(
+                        f"{dataset.coincap_id}: price {point.price_usd} at {point.timestamp:%Y-%m-%d %H:%M} is out of range"
+                    )
             points.extend(got)
             lo = hi
     return points
@@ -317,13 +325,18 @@ def prices_ensure_stored(
         if take < hi or budget <= timedelta(0):
             stopped_at = take
             break
+    fetch = list(wanted)
+    head = min(end, now)
+    if stopped_at is None and fetch[-1][1] == check_end and check_end < head:
+        # The open interval before now is fetched too (not marked covered: it may still change).
+        fetch[-1] = (fetch[-1][0], head)
     client = client or price_client()
     try:
         points = _history_fetch(
             client=client,
             dataset=dataset,
             frequency=base,
-            ranges=wanted,
+            ranges=fetch,
             earliest_stored=covered[0][0] if covered else None,
             now=now,
         )
@@ -377,14 +390,22 @@ def market_cap_snapshot_store(
         if not history:
             raise CoinCapUnexpectedResponse(f"{dataset.coincap_id}: no daily price for {day.isoformat()}")
         price = history[-1].price_usd
+        with localcontext() as ctx:
+            ctx.prec = 60  # exact: the default 28 digits would round a 38-digit product
+            estimate = (price * asset.supply).quantize(EIGHTEEN_PLACES)
         values = {
-            "market_cap_usd": price * asset.supply,
+            "market_cap_usd": estimate,
             "price_usd": price,
             "volume_usd_24h": None,
             "change_percent_24h": None,
             "estimated": True,
             "source_timestamp": history[-1].timestamp,
         }
+    for name in ("market_cap_usd", "price_usd"):
+        if abs(values[name]) >= PRICE_LIMIT:  # type: ignore[arg-type]
+            raise CoinCapUnexpectedResponse(f"{dataset.coincap_id}: {name} {values[name]} is out of range")
+    if abs(asset.supply) >= PRICE_LIMIT:
+        raise CoinCapUnexpectedResponse(f"{dataset.coincap_id}: supply {asset.supply} is out of range")
     snapshot = MarketCapSnapshot(
         dataset=dataset,
         date=day,

@@ -105,7 +105,7 @@ class FakeCoinCap:
         self.series: dict[tuple[str, str], dict[int, str]] = {}
         self.assets: dict[str, Any] = {}
         self.now_ms: int | None = None
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     # -- lifecycle ----------------------------------------------------------------------
 
