@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -40,6 +41,11 @@ class RedeliverSinceForm(forms.Form):
     )
 
 
+def _actor(request: HttpRequest) -> AbstractBaseUser:
+    assert isinstance(request.user, AbstractBaseUser)  # the admin only serves logged-in staff
+    return request.user
+
+
 def _action_form(
     modeladmin: admin.ModelAdmin,
     request: HttpRequest,
@@ -71,6 +77,21 @@ def _action_form(
     return None, TemplateResponse(request, "admin/webhooks/action_form.html", context)
 
 
+_ENDPOINT_FIELDS: tuple[str, ...] = (
+    "account",
+    "url",
+    "description",
+    "event_types",
+    "enabled",
+    "disabled_at",
+    "disabled_reason",
+    "failing_since",
+    "previous_secret_expires_at",
+    "created_at",
+    "updated_at",
+)
+
+
 @admin.register(Endpoint)
 class EndpointAdmin(admin.ModelAdmin):
     list_display = ["id", "account", "url", "enabled", "disabled_reason", "failing_since", "deliveries_link"]
@@ -78,20 +99,8 @@ class EndpointAdmin(admin.ModelAdmin):
     search_fields = ["url", "description", "account__ref"]
     list_select_related = ["account"]
     raw_id_fields = ["account"]
-    fields = [
-        "account",
-        "url",
-        "description",
-        "event_types",
-        "enabled",
-        "disabled_at",
-        "disabled_reason",
-        "failing_since",
-        "previous_secret_expires_at",
-        "created_at",
-        "updated_at",
-    ]
-    readonly_fields = [f for f in fields if f != "description"]
+    fields = _ENDPOINT_FIELDS
+    readonly_fields = tuple(f for f in _ENDPOINT_FIELDS if f != "description")
     actions = ["enable_selected", "disable_selected", "redeliver_failed_since"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -106,7 +115,7 @@ class EndpointAdmin(admin.ModelAdmin):
     def enable_selected(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
         count = 0
         for endpoint in queryset.filter(enabled=False):
-            services.endpoint_enable(endpoint=endpoint, actor=request.user)
+            services.endpoint_enable(endpoint=endpoint, actor=_actor(request))
             count += 1
         messages.success(request, f"Re-enabled {count} endpoint(s). Redeliver what failed meanwhile if needed.")
 
@@ -125,7 +134,7 @@ class EndpointAdmin(admin.ModelAdmin):
         if form is None:
             return response
         count = sum(
-            services.endpoint_disable(endpoint=endpoint, reason=form.cleaned_data["reason"], actor=request.user)
+            services.endpoint_disable(endpoint=endpoint, reason=form.cleaned_data["reason"], actor=_actor(request))
             for endpoint in queryset
         )
         messages.success(request, f"Disabled {count} endpoint(s).")
@@ -149,7 +158,7 @@ class EndpointAdmin(admin.ModelAdmin):
         for endpoint in queryset:
             try:
                 total += services.deliveries_redeliver_failed(
-                    endpoint=endpoint, since=form.cleaned_data["since"], actor=request.user
+                    endpoint=endpoint, since=form.cleaned_data["since"], actor=_actor(request)
                 )
             except ProblemError as exc:
                 messages.error(request, f"{endpoint}: {exc.detail}")
@@ -157,10 +166,33 @@ class EndpointAdmin(admin.ModelAdmin):
         return None
 
 
+_DELIVERY_FIELDS: tuple[str, ...] = (
+    "event",
+    "endpoint",
+    "status",
+    "attempt_count",
+    "round_attempts",
+    "next_attempt_at",
+    "lease_expires_at",
+    "last_attempt_at",
+    "last_status_code",
+    "last_error",
+    "created_at",
+    "completed_at",
+)
+
+
 class DeliveryAttemptInline(_ReadOnlyInline):
     model = DeliveryAttempt
-    fields = ["number", "started_at", "duration_ms", "status_code", "error", "response_body", "url"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "number",
+        "started_at",
+        "duration_ms",
+        "status_code",
+        "error",
+        "response_body",
+        "url",
+    )
 
 
 @admin.register(Delivery)
@@ -180,20 +212,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     search_fields = ["event__public_id", "endpoint__url", "endpoint__account__ref"]
     list_select_related = ["event", "endpoint"]
     date_hierarchy = "created_at"
-    readonly_fields = [
-        "event",
-        "endpoint",
-        "status",
-        "attempt_count",
-        "round_attempts",
-        "next_attempt_at",
-        "lease_expires_at",
-        "last_attempt_at",
-        "last_status_code",
-        "last_error",
-        "created_at",
-        "completed_at",
-    ]
+    readonly_fields = _DELIVERY_FIELDS
     fields = readonly_fields
     inlines = [DeliveryAttemptInline]
     actions = ["redeliver_selected"]
@@ -215,7 +234,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         done = 0
         for delivery in queryset:
             try:
-                services.delivery_redeliver(delivery=delivery, actor=request.user)
+                services.delivery_redeliver(delivery=delivery, actor=_actor(request))
                 done += 1
             except ProblemError as exc:
                 messages.error(request, f"{delivery}: {exc.detail}")
@@ -224,14 +243,19 @@ class DeliveryAdmin(admin.ModelAdmin):
 
 class EventRecipientInline(_ReadOnlyInline):
     model = EventRecipient
-    fields = ["account"]
-    readonly_fields = fields
+    fields = readonly_fields = ("account",)
 
 
 class EventDeliveryInline(_ReadOnlyInline):
     model = Delivery
-    fields = ["endpoint", "status", "attempt_count", "last_status_code", "last_error", "next_attempt_at"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "endpoint",
+        "status",
+        "attempt_count",
+        "last_status_code",
+        "last_error",
+        "next_attempt_at",
+    )
     show_change_link = True
 
 
@@ -241,8 +265,13 @@ class EventAdmin(admin.ModelAdmin):
     list_filter = ["type"]
     search_fields = ["public_id", "type"]
     date_hierarchy = "created_at"
-    fields = ["public_id", "type", "data", "created_at", "dispatched_at"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "public_id",
+        "type",
+        "data",
+        "created_at",
+        "dispatched_at",
+    )
     inlines = [EventRecipientInline, EventDeliveryInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

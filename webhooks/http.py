@@ -217,7 +217,7 @@ def post(
             url,
             data=body,
             headers={"User-Agent": USER_AGENT, **headers},
-            timeout=timeout,
+            timeout=timeout,  # type: ignore[arg-type]  # requests passes a urllib3 Timeout through
             allow_redirects=False,
             stream=True,
         )

@@ -118,7 +118,7 @@ class EventOutputSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="The webhook-id of this event.")
     type = serializers.CharField()
     timestamp = serializers.DateTimeField()
-    data = serializers.JSONField()
+    data = serializers.JSONField()  # type: ignore[assignment]  # a field named like Serializer.data, as on the wire
 
     def to_representation(self, instance: Event) -> dict[str, Any]:
         return envelope(instance)

@@ -301,11 +301,13 @@ def deliveries_redeliver_failed(*, endpoint: Endpoint, since: datetime, actor: A
 # --- fan-out, claims and attempts ---------------------------------------------------------
 
 
+def _lease_seconds() -> float:
+    # A lease shorter than an attempt could hand a delivery still in flight to a second worker.
+    return max(float(settings.WEBHOOKS_LEASE_SECONDS), 2 * float(settings.WEBHOOKS_TIMEOUT))
+
+
 def _lease(now: datetime) -> dict[str, Any]:
-    return {
-        "lease_token": new_lease_token(),
-        "lease_expires_at": now + timedelta(seconds=settings.WEBHOOKS_LEASE_SECONDS),
-    }
+    return {"lease_token": new_lease_token(), "lease_expires_at": now + timedelta(seconds=_lease_seconds())}
 
 
 def _enqueue_send(delivery_id: int) -> None:
@@ -320,7 +322,8 @@ def event_fanout(*, event_id: int) -> list[int]:
 
     Runs once per event: whoever locks the undispatched event first does it.
     Endpoints that are disabled get a ``failed`` delivery, so their owner can
-    redeliver it after re-enabling them.
+    redeliver it after re-enabling them (the notice that an endpoint was
+    disabled skips that endpoint).
     """
     event = Event.objects.select_for_update(skip_locked=True).filter(pk=event_id, dispatched_at__isnull=True).first()
     if event is None:
@@ -332,8 +335,9 @@ def event_fanout(*, event_id: int) -> list[int]:
         if audience_allows(event.type, event.data, account_id)
     ]
     deliveries = []
+    about = event.data.get("endpoint", {}).get("id") if event.type == ENDPOINT_DISABLED else None
     for endpoint in Endpoint.objects.filter(account_id__in=account_ids).order_by("id"):
-        if not subscribed(endpoint.event_types, event.type):
+        if not subscribed(endpoint.event_types, event.type) or endpoint.pk == about:
             continue
         if endpoint.enabled:
             deliveries.append(Delivery(event=event, endpoint=endpoint, next_attempt_at=now))
@@ -466,7 +470,7 @@ def delivery_attempt(*, delivery_id: int, lease_token: str) -> DeliveryAttempt |
     owned = (
         Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, lease_token=claim_token)
         .exclude(lease_token="")
-        .update(lease_token=lease_token, lease_expires_at=now + timedelta(seconds=settings.WEBHOOKS_LEASE_SECONDS))
+        .update(lease_token=lease_token, lease_expires_at=now + timedelta(seconds=_lease_seconds()))
     )
     if not owned:
         return None

@@ -52,6 +52,7 @@ def test_a_claim_whose_worker_died_is_taken_over_when_its_lease_ends(
     buyer_client, webhook_receiver, deliver_now, register_endpoint, publish, settings
 ):
     settings.WEBHOOKS_LEASE_SECONDS = 0.5
+    settings.WEBHOOKS_TIMEOUT = 0.25  # a lease never ends before an attempt could have
     register_endpoint(buyer_client, webhook_receiver.url)
     event = publish(buyer_client.account)
     # A worker fans out and claims the delivery, then dies before sending it.
