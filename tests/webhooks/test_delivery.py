@@ -423,3 +423,22 @@ def test_a_rolled_back_change_sends_nothing_and_a_committed_one_arrives(
     (request,) = webhook_receiver.wait_for(1)
     assert request.json()["data"] == {"n": 2}
     assert len(webhook_receiver.requests) == 1
+
+
+def test_the_verification_example_in_the_docs_accepts_a_real_delivery(
+    buyer_client, webhook_receiver, deliver_now, register_endpoint, publish
+):
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    example = docs.split("### Verifying in Python", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(example, "docs/webhooks.md", "exec"), namespace)
+    verify_webhook = namespace["verify_webhook"]
+
+    endpoint = register_endpoint(buyer_client, webhook_receiver.url)
+    event = publish(buyer_client.account)
+    deliver_now()
+    (request,) = webhook_receiver.wait_for(1)
+    assert verify_webhook(endpoint["secret"], request.body, request.headers)["id"] == event.public_id
+    assert verify_webhook(endpoint["secret"], request.body + b" ", request.headers) is None
