@@ -254,7 +254,7 @@ def endpoint_ping(*, endpoint: Endpoint) -> Delivery:
 @transaction.atomic
 def delivery_redeliver(*, delivery: Delivery, actor: Actor) -> Delivery:
     """Send a delivery again now, with a fresh retry schedule and the same ``webhook-id``."""
-    delivery = Delivery.objects.select_for_update().select_related("endpoint").get(pk=delivery.pk)
+    delivery = Delivery.objects.select_for_update(of=("self",)).select_related("endpoint").get(pk=delivery.pk)
     if not delivery.endpoint.enabled:
         raise Conflict("The endpoint is disabled; enable it before redelivering.", code="endpoint_disabled")
     now = timezone.now()
@@ -474,7 +474,9 @@ def delivery_attempt(*, delivery_id: int, lease_token: str) -> DeliveryAttempt |
     )
     if not owned:
         return None
-    delivery = Delivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+    delivery = Delivery.objects.select_related("event", "endpoint").filter(pk=delivery_id).first()
+    if delivery is None:
+        return None  # its endpoint was deleted meanwhile
     endpoint, event = delivery.endpoint, delivery.event
     if not endpoint.enabled:
         _delivery_close(delivery, lease_token, DeliveryStatus.FAILED, "Endpoint disabled.")
@@ -521,19 +523,33 @@ def _response_text(body: bytes) -> str:
     return body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
-@transaction.atomic
 def _attempt_record(
     delivery_id: int, lease_token: str, url: str, started_at: datetime, result: http.PostResult
-) -> DeliveryAttempt:
-    now = timezone.now()
-    delivery = Delivery.objects.select_for_update().select_related("endpoint").get(pk=delivery_id)
-    endpoint = delivery.endpoint
+) -> DeliveryAttempt | None:
     code = result.status_code
     succeeded = code is not None and 200 <= code < 300
     if code is not None:
         error = result.error or ("" if succeeded else f"HTTP {code}")
     else:
         error = result.error or "No response."
+    attempt = _attempt_log(delivery_id, lease_token, url, started_at, result, error)
+    if attempt is not None:
+        # After the delivery's transaction: endpoint rows are only ever locked before delivery
+        # rows (endpoint_disable), never after, so concurrent attempts cannot deadlock.
+        _endpoint_health(attempt.delivery.endpoint_id, code, error, started_at)
+    return attempt
+
+
+@transaction.atomic
+def _attempt_log(
+    delivery_id: int, lease_token: str, url: str, started_at: datetime, result: http.PostResult, error: str
+) -> DeliveryAttempt | None:
+    now = timezone.now()
+    delivery = Delivery.objects.select_for_update().filter(pk=delivery_id).first()
+    if delivery is None:
+        return None  # the endpoint was deleted while the request was in flight
+    code = result.status_code
+    succeeded = code is not None and 200 <= code < 300
     delivery.attempt_count += 1
     attempt = DeliveryAttempt.objects.create(
         delivery=delivery,
@@ -574,17 +590,26 @@ def _attempt_record(
                 )
                 delivery.next_attempt_at = now + timedelta(seconds=delay)
     delivery.save(update_fields=update)
+    return attempt
 
-    if succeeded:
-        Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
+
+def _endpoint_health(endpoint_id: int, code: int | None, error: str, started_at: datetime) -> None:
+    """A success ends the endpoint's failure streak; 410, or failing for WEBHOOKS_DISABLE_AFTER, disables it."""
+    endpoint = Endpoint.objects.filter(pk=endpoint_id).first()
+    if endpoint is None:
+        return
+    if code is not None and 200 <= code < 300:
+        if endpoint.failing_since is not None:
+            Endpoint.objects.filter(pk=endpoint_id, failing_since__isnull=False).update(failing_since=None)
     elif code == 410:
         endpoint_disable(endpoint=endpoint, reason="The endpoint answered 410 Gone.")
     else:
-        Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=started_at)
-        failing_since = Endpoint.objects.values_list("failing_since", flat=True).get(pk=endpoint.pk)
-        if failing_since is not None and now - failing_since >= _disable_after():
+        if endpoint.failing_since is None:
+            Endpoint.objects.filter(pk=endpoint_id, failing_since__isnull=True).update(failing_since=started_at)
+            endpoint.refresh_from_db(fields=["failing_since"])
+        failing_since = endpoint.failing_since
+        if failing_since is not None and timezone.now() - failing_since >= _disable_after():
             endpoint_disable(
                 endpoint=endpoint,
                 reason=f"Every delivery failed since {failing_since:%Y-%m-%d %H:%M} UTC (last error: {error[:200]}).",
             )
-    return attempt
