@@ -11,7 +11,6 @@ from django.utils import timezone
 from catalog.models import Dataset
 from pricing import selectors
 from pricing.charts import line_chart
-from pricing.serializers import decimal_string
 
 CHART_DAYS = 90
 MARKET_CAP_ROWS = 30
@@ -40,9 +39,9 @@ def dataset_pricing_context(*, dataset: Dataset) -> dict[str, Any]:
         "pricing_market_caps": [
             {
                 "date": s.date,
-                "market_cap_usd": decimal_string(s.market_cap_usd),
-                "price_usd": decimal_string(s.price_usd),
-                "supply": decimal_string(s.supply),
+                "market_cap_usd": selectors.decimal_text(s.market_cap_usd),
+                "price_usd": selectors.decimal_text(s.price_usd),
+                "supply": selectors.decimal_text(s.supply),
                 "source": s.source,
                 "estimated": s.estimated,
             }

@@ -37,6 +37,7 @@ from core.pagination import CursorPagination
 from entitlements.selectors import grant_require
 from pricing import selectors, services
 from pricing.models import PriceSyncState
+from pricing.selectors import iso_utc
 from pricing.serializers import MarketCapOutputSerializer, PricePageSerializer, ProblemSerializer
 
 # Defaults when ``start`` is absent: the window before ``end`` a request covers.
@@ -85,13 +86,8 @@ def parse_instant(value: str, field: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def format_instant(moment: datetime) -> str:
-    text = moment.astimezone(UTC).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
 def _cursor_encode(after: datetime) -> str:
-    return base64.urlsafe_b64encode(format_instant(after).encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(iso_utc(after).encode()).decode().rstrip("=")
 
 
 def _cursor_decode(value: str) -> datetime:
@@ -116,15 +112,6 @@ def _page_size(request: Request) -> int:
     if not 1 <= size <= settings.PRICE_MAX_PAGE_SIZE:
         raise FieldError("page_size", f"Must be an integer from 1 to {settings.PRICE_MAX_PAGE_SIZE}.")
     return size
-
-
-def _price_text(value: Any) -> str:
-    text = str(value)
-    if "E" in text or "e" in text:
-        text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
 
 
 _PROBLEMS = {
@@ -216,15 +203,15 @@ class DatasetPricesApi(APIView):
         next_after: datetime | None = None
         if len(rows) > page_size:
             rows = rows[:page_size]
-            next_after = rows[-1][0]
+            next_after = datetime.fromisoformat(rows[-1][0])
         elif window_end < end:
-            next_after = rows[-1][0] if rows else window_end - TINY
+            next_after = datetime.fromisoformat(rows[-1][0]) if rows else window_end - TINY
         next_url = None
         if next_after is not None:
             query = {
                 "frequency": frequency,
-                "start": format_instant(start),
-                "end": format_instant(end),
+                "start": iso_utc(start),
+                "end": iso_utc(end),
                 "page_size": page_size,
                 "cursor": _cursor_encode(next_after),
             }
@@ -259,10 +246,10 @@ class DatasetPricesApi(APIView):
                 "dataset": dataset.symbol,
                 "frequency": frequency,
                 "source": source,
-                "start": format_instant(start),
-                "end": format_instant(end),
-                "data_as_of": format_instant(data_as_of) if data_as_of else None,
-                "latest_point_at": format_instant(latest_point_at) if latest_point_at else None,
+                "start": iso_utc(start),
+                "end": iso_utc(end),
+                "data_as_of": iso_utc(data_as_of) if data_as_of else None,
+                "latest_point_at": iso_utc(latest_point_at) if latest_point_at else None,
                 "complete": complete,
             }
             if not complete:
@@ -272,24 +259,18 @@ class DatasetPricesApi(APIView):
         response["X-Price-Source"] = source
         response["X-Data-Complete"] = "true" if complete else "false"
         if data_as_of is not None:
-            response["X-Data-As-Of"] = format_instant(data_as_of)
+            response["X-Data-As-Of"] = iso_utc(data_as_of)
         return response
 
     @staticmethod
     def _json(head: dict[str, Any], rows: list, next_url: str | None, *, monthly: bool) -> HttpResponse:
         if monthly:
             items = [
-                f'{{"timestamp":"{format_instant(ts)}","price_usd":"{_price_text(price)}","partial":{"true" if partial else "false"}}}'
+                f'{{"timestamp":"{ts}","price_usd":"{price}","partial":{"true" if partial else "false"}}}'
                 for ts, price, _, partial in rows
             ]
         else:
-            items = []
-            append = items.append
-            for ts, price, _, _ in rows:
-                text = ts.isoformat()
-                if text.endswith("+00:00"):
-                    text = text[:-6] + "Z"
-                append(f'{{"timestamp":"{text}","price_usd":"{_price_text(price)}"}}')
+            items = [f'{{"timestamp":"{ts}","price_usd":"{price}"}}' for ts, price, _, _ in rows]
         body = "".join((json.dumps(head)[:-1], ',"results":[', ",".join(items), '],"next":', json.dumps(next_url), "}"))
         return HttpResponse(body.encode(), content_type="application/json")
 
@@ -299,13 +280,10 @@ class DatasetPricesApi(APIView):
         writer = csv.writer(buffer, lineterminator="\n")
         if monthly:
             writer.writerow(("timestamp", "price_usd", "partial"))
-            writer.writerows(
-                (format_instant(ts), _price_text(price), "true" if partial else "false")
-                for ts, price, _, partial in rows
-            )
+            writer.writerows((ts, price, "true" if partial else "false") for ts, price, _, partial in rows)
         else:
             writer.writerow(("timestamp", "price_usd"))
-            writer.writerows((format_instant(ts), _price_text(price)) for ts, price, _, _ in rows)
+            writer.writerows((ts, price) for ts, price, _, _ in rows)
         return HttpResponse(buffer.getvalue().encode(), content_type="text/csv; charset=utf-8")
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:

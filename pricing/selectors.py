@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db import connection
+from django.db.models import BigIntegerField, CharField, Func, OuterRef, QuerySet, Subquery
 
 from catalog.models import Dataset, Frequency
 from pricing.models import MarketCapSnapshot, PriceCoverage, PricePoint, PriceSyncState
@@ -67,15 +69,86 @@ def ranges_merge(ranges: list[Range]) -> list[Range]:
     return [(lo, hi) for lo, hi in merged]
 
 
+class _EpochMicros(Func):
+    """PostgreSQL (14+): a timestamptz as integer microseconds since the epoch, exactly."""
+
+    arity = 1
+    output_field = BigIntegerField()
+    template = "(extract(epoch from %(expressions)s) * 1000000)::bigint"
+
+
+class _DecimalText(Func):
+    """PostgreSQL: a numeric as exact text without trailing zeros (``trim_scale``)."""
+
+    arity = 1
+    output_field = CharField()
+    template = "trim_scale(%(expressions)s)::text"
+
+
+def iso_utc(moment: datetime) -> str:
+    text = moment.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+_EPOCH_DAY = date(1970, 1, 1)
+_DAY_MICROS = 86_400_000_000
+_day_texts: dict[int, str] = {}
+_time_texts: dict[int, str] = {}
+
+
+def iso_utc_from_micros(values: Iterable[int]) -> list[str]:
+    """ISO 8601 UTC texts of epoch microseconds, the same as :func:`iso_utc`, fast for long
+    series: the date and time-of-day parts are cached, since series repeat them."""
+    out = []
+    append = out.append
+    for micros in values:
+        day, rest = divmod(micros, _DAY_MICROS)
+        day_text = _day_texts.get(day)
+        if day_text is None:
+            day_text = (_EPOCH_DAY + timedelta(days=day)).isoformat()
+            if len(_day_texts) < 100_000:
+                _day_texts[day] = day_text
+        time_text = _time_texts.get(rest)
+        if time_text is None:
+            seconds, fraction = divmod(rest, 1_000_000)
+            time_text = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+            if fraction:
+                time_text += f".{fraction:06d}"
+            elif len(_time_texts) < 86_400:
+                _time_texts[rest] = time_text
+        append(f"{day_text}T{time_text}Z")
+    return out
+
+
+def decimal_text(value: Decimal) -> str:
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def price_rows(
     *, dataset_id: int, frequency: str, start: datetime, end: datetime, after: datetime | None, limit: int
-) -> list[tuple[datetime, Decimal, str, bool]]:
-    """Up to ``limit`` points ``(timestamp, price_usd, source, is_partial)`` with
-    ``start <= timestamp < end`` (and ``> after``), oldest first, as plain tuples."""
+) -> list[tuple[str, str, str, bool]]:
+    """Up to ``limit`` points with ``start <= timestamp < end`` (and ``> after``), oldest first,
+    as text tuples ready to write: ``("2025-01-01T00:00:00Z", "93429.23", source, is_partial)``.
+
+    On PostgreSQL the database sends integers and text, which spares a Python datetime and
+    Decimal per row (Django's timestamptz loader is pure Python); elsewhere Python formats
+    the same text from the model values."""
     qs = PricePoint.objects.filter(dataset_id=dataset_id, frequency=frequency, timestamp__gte=start, timestamp__lt=end)
     if after is not None:
         qs = qs.filter(timestamp__gt=after)
-    return list(qs.order_by("timestamp").values_list("timestamp", "price_usd", "source", "is_partial")[:limit])
+    qs = qs.order_by("timestamp")
+    if connection.vendor == "postgresql":
+        texts = qs.annotate(micros=_EpochMicros("timestamp"), price_text=_DecimalText("price_usd"))
+        rows = list(texts.values_list("micros", "price_text", "source", "is_partial")[:limit])
+        stamps = iso_utc_from_micros(row[0] for row in rows)
+        return [
+            (stamp, price, source, partial) for stamp, (_, price, source, partial) in zip(stamps, rows, strict=True)
+        ]
+    return [
+        (iso_utc(moment), decimal_text(price), source, partial)
+        for moment, price, source, partial in qs.values_list("timestamp", "price_usd", "source", "is_partial")[:limit]
+    ]
 
 
 def sync_state_get(*, dataset_id: int, frequency: str) -> PriceSyncState | None:

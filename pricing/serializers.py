@@ -8,14 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from pricing.models import MarketCapSnapshot
-
-
-def decimal_string(value: Decimal) -> str:
-    """The exact decimal as plain text, without exponent or trailing zeros: ``"65000.1234"``."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
+from pricing.selectors import decimal_text
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -23,7 +16,7 @@ class ExactDecimalField(serializers.Field):
     """A Decimal as an exact string (``"65000.1234"``), never a float."""
 
     def to_representation(self, value: Decimal) -> str:
-        return decimal_string(value)
+        return decimal_text(value)
 
 
 class PricePointSerializer(serializers.Serializer):
