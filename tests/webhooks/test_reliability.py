@@ -242,3 +242,27 @@ def test_address_rules(address, allowed):
 
 def test_publish_is_lazy_about_an_empty_audience(db):
     assert services.event_publish(event_type=EVENT, data={}, recipients=[]) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_embedded_mode_delivers_in_process_when_the_change_commits(
+    buyer_client, webhook_receiver, register_endpoint, publish
+):
+    # What the embedded demo runs (CELERY_TASK_ALWAYS_EAGER without DATABASE_URL): no worker, no broker.
+    register_endpoint(buyer_client, webhook_receiver.url)
+    was_eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    try:
+        webhook_receiver.respond(500)
+        with transaction.atomic():
+            failing = publish(buyer_client.account, n=1)
+            assert webhook_receiver.requests == []
+        # The commit returned normally although the receiver failed; the attempt was made in-process.
+        assert [r.headers["webhook-id"] for r in webhook_receiver.requests] == [failing.public_id]
+        with transaction.atomic():
+            event = publish(buyer_client.account, n=2)
+        assert webhook_receiver.requests[-1].headers["webhook-id"] == event.public_id
+    finally:
+        celery_app.conf.task_always_eager = was_eager
+    assert Delivery.objects.get(event=event).status == "succeeded"
+    assert Delivery.objects.get(event=failing).status == "pending"
