@@ -37,7 +37,7 @@ from core.pagination import CursorPagination
 from entitlements.selectors import grant_require
 from pricing import selectors, services
 from pricing.models import PriceSyncState
-from pricing.selectors import iso_utc
+from pricing.selectors import PriceColumns, iso_utc
 from pricing.serializers import MarketCapOutputSerializer, PricePageSerializer, ProblemSerializer
 
 # Defaults when ``start`` is absent: the window before ``end`` a request covers.
@@ -202,10 +202,10 @@ class DatasetPricesApi(APIView):
 
         next_after: datetime | None = None
         if len(rows) > page_size:
-            rows = rows[:page_size]
-            next_after = datetime.fromisoformat(rows[-1][0])
+            rows = rows.head(page_size)
+            next_after = datetime.fromisoformat(rows.timestamps[-1])
         elif window_end < end:
-            next_after = datetime.fromisoformat(rows[-1][0]) if rows else window_end - TINY
+            next_after = datetime.fromisoformat(rows.timestamps[-1]) if rows else window_end - TINY
         next_url = None
         if next_after is not None:
             query = {
@@ -229,7 +229,7 @@ class DatasetPricesApi(APIView):
         own_state = states.get(frequency)
         data_as_of = base_state.last_success_at if base_state else None
         latest_point_at = own_state.last_point_at if own_state else None
-        sources = sorted({row[2] for row in rows}) or [
+        sources = sorted(set(rows.sources)) or [
             (own_state.source if own_state and own_state.source else settings.PRICE_SOURCE)
         ]
         source = ",".join(sources)
@@ -263,27 +263,28 @@ class DatasetPricesApi(APIView):
         return response
 
     @staticmethod
-    def _json(head: dict[str, Any], rows: list, next_url: str | None, *, monthly: bool) -> HttpResponse:
+    def _json(head: dict[str, Any], rows: PriceColumns, next_url: str | None, *, monthly: bool) -> HttpResponse:
         if monthly:
-            items = [
-                f'{{"timestamp":"{ts}","price_usd":"{price}","partial":{"true" if partial else "false"}}}'
-                for ts, price, _, partial in rows
-            ]
+            flags = ["true" if partial else "false" for partial in rows.partial]
+            items = map(
+                '{{"timestamp":"{}","price_usd":"{}","partial":{}}}'.format, rows.timestamps, rows.prices, flags
+            )
         else:
-            items = [f'{{"timestamp":"{ts}","price_usd":"{price}"}}' for ts, price, _, _ in rows]
+            items = map('{{"timestamp":"{}","price_usd":"{}"}}'.format, rows.timestamps, rows.prices)
         body = "".join((json.dumps(head)[:-1], ',"results":[', ",".join(items), '],"next":', json.dumps(next_url), "}"))
         return HttpResponse(body.encode(), content_type="application/json")
 
     @staticmethod
-    def _csv(rows: list, *, monthly: bool) -> HttpResponse:
+    def _csv(rows: PriceColumns, *, monthly: bool) -> HttpResponse:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         if monthly:
             writer.writerow(("timestamp", "price_usd", "partial"))
-            writer.writerows((ts, price, "true" if partial else "false") for ts, price, _, partial in rows)
+            flags = ["true" if partial else "false" for partial in rows.partial]
+            writer.writerows(zip(rows.timestamps, rows.prices, flags, strict=True))
         else:
             writer.writerow(("timestamp", "price_usd"))
-            writer.writerows((ts, price) for ts, price, _, _ in rows)
+            writer.writerows(zip(rows.timestamps, rows.prices, strict=True))
         return HttpResponse(buffer.getvalue().encode(), content_type="text/csv; charset=utf-8")
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:

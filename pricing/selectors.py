@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -125,11 +126,27 @@ def decimal_text(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+@dataclass
+class PriceColumns:
+    """A window of points as parallel columns of ready-to-write text, oldest first."""
+
+    timestamps: list[str]
+    prices: list[str]
+    sources: list[str]
+    partial: list[bool]
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+    def head(self, n: int) -> PriceColumns:
+        return PriceColumns(self.timestamps[:n], self.prices[:n], self.sources[:n], self.partial[:n])
+
+
 def price_rows(
     *, dataset_id: int, frequency: str, start: datetime, end: datetime, after: datetime | None, limit: int
-) -> list[tuple[str, str, str, bool]]:
+) -> PriceColumns:
     """Up to ``limit`` points with ``start <= timestamp < end`` (and ``> after``), oldest first,
-    as text tuples ready to write: ``("2025-01-01T00:00:00Z", "93429.23", source, is_partial)``.
+    as text ready to write: ``"2025-01-01T00:00:00Z"``, ``"93429.23"``.
 
     On PostgreSQL the database sends integers and text, which spares a Python datetime and
     Decimal per row (Django's timestamptz loader is pure Python); elsewhere Python formats
@@ -141,14 +158,17 @@ def price_rows(
     if connection.vendor == "postgresql":
         texts = qs.annotate(micros=_EpochMicros("timestamp"), price_text=_DecimalText("price_usd"))
         rows = list(texts.values_list("micros", "price_text", "source", "is_partial")[:limit])
-        stamps = iso_utc_from_micros(row[0] for row in rows)
-        return [
-            (stamp, price, source, partial) for stamp, (_, price, source, partial) in zip(stamps, rows, strict=True)
-        ]
-    return [
-        (iso_utc(moment), decimal_text(price), source, partial)
-        for moment, price, source, partial in qs.values_list("timestamp", "price_usd", "source", "is_partial")[:limit]
-    ]
+        if not rows:
+            return PriceColumns([], [], [], [])
+        micros, prices, sources, partial = (list(column) for column in zip(*rows, strict=True))
+        return PriceColumns(iso_utc_from_micros(micros), prices, sources, partial)
+    values = list(qs.values_list("timestamp", "price_usd", "source", "is_partial")[:limit])
+    return PriceColumns(
+        [iso_utc(row[0]) for row in values],
+        [decimal_text(row[1]) for row in values],
+        [row[2] for row in values],
+        [row[3] for row in values],
+    )
 
 
 def sync_state_get(*, dataset_id: int, frequency: str) -> PriceSyncState | None:
