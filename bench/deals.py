@@ -495,6 +495,7 @@ def main() -> None:
 
         _wait_pipeline(base, fixture, out_file.name)
 
+        load_before = os.getloadavg()[0]
         results = Results()
         started = time.monotonic()
         measure_from = started + WARMUP_SECONDS
@@ -507,11 +508,13 @@ def main() -> None:
             _stop(process)
         Path(out_file.name).unlink(missing_ok=True)
 
+    load_after = os.getloadavg()[0]
     measured = [v for values in results.latencies.values() for v in values]
     errors = sum(results.errors.values())
     print(
         f"\n{CONNECTIONS} concurrent connections, {SECONDS:.0f} s measured after {WARMUP_SECONDS:.0f} s warm-up, "
-        f"{issued} requests issued in all"
+        f"{issued} requests issued in all; {os.cpu_count()} CPUs, load average {load_before:.1f} before and "
+        f"{load_after:.1f} after"
     )
     print(f"throughput: {len(measured) / wall:.0f} requests/s ({len(measured)} measured)")
     print(f"latency all: p50 {_percentile(measured, 50) * 1000:.0f} ms, p99 {_percentile(measured, 99) * 1000:.0f} ms")
