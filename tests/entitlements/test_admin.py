@@ -279,3 +279,14 @@ def test_grant_directly_in_the_admin(admin_client, admin_user, catalog):
     assert (grant.account, grant.created_by_user, grant.note) == (quant, admin_user, "Conference lead")
     assert grant.expires_at is not None
     assert len(events("access_grant.created")) == 1
+
+
+def test_a_refused_direct_grant_in_the_admin_says_why_and_creates_nothing(admin_client, catalog):
+    quant = AccountFactory(ref="erin", role=Role.QUANT)
+    eth = Dataset.objects.get(symbol="ETH")
+    response = admin_client.post(
+        f"{GRANTS}add/", {"account": quant.pk, "dataset": eth.pk, "frequency": "1h"}, follow=True
+    )
+    assert response.status_code == 200
+    assert any("Nothing granted. frequency: ETH has no 1h" in t for t in message_texts(response))
+    assert Grant.objects.count() == 0
