@@ -289,6 +289,13 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "GrantStatusEnum": "entitlements.models.GrantStatus",
 }
 
+# Deals: the deal enums' names in the OpenAPI schema.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    **SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"],  # type: ignore[dict-item]
+    "DealStatusEnum": "deals.models.DealStatus",
+    "DiscountTypeEnum": "deals.models.DiscountType",
+}
+
 # Pricing: CoinCap timeouts (seconds), retries on 429/5xx/timeouts with exponential
 # backoff (base seconds) and the cap on a Retry-After we honour; the days one history
 # call may span per interval; the first backfill depth; how many points one API request
