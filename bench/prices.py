@@ -117,7 +117,7 @@ def main() -> None:
         "LOG_LEVEL": "WARNING",
     }
     workers = os.environ.get("BENCH_GUNICORN_WORKERS", "2")
-    server = subprocess.Popen(  # noqa: S603
+    server = subprocess.Popen(
         [
             sys.executable,
             "-m",

@@ -271,7 +271,16 @@ class DatasetPricesApi(APIView):
             )
         else:
             items = map('{{"timestamp":"{}","price_usd":"{}"}}'.format, rows.timestamps, rows.prices)
-        body = "".join((json.dumps(head)[:-1], ',"results":[', ",".join(items), '],"next":', json.dumps(next_url), "}"))
+        body = "".join(
+            (
+                json.dumps(head, separators=(",", ":"))[:-1],
+                ',"results":[',
+                ",".join(items),
+                '],"next":',
+                json.dumps(next_url),
+                "}",
+            )
+        )
         return HttpResponse(body.encode(), content_type="application/json")
 
     @staticmethod

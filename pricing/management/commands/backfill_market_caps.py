@@ -9,6 +9,7 @@ from catalog.models import Dataset
 from core.errors import FieldError
 from pricing import services
 from pricing.coincap import CoinCapError
+from pricing.selectors import decimal_text
 
 
 def _day(value: str) -> date:
@@ -45,7 +46,7 @@ class Command(BaseCommand):
                 continue
             flag = " (estimated)" if snapshot.estimated else ""
             self.stdout.write(
-                f"{dataset.symbol} {snapshot.date.isoformat()} market cap {snapshot.market_cap_usd} USD "
+                f"{dataset.symbol} {snapshot.date.isoformat()} market cap {decimal_text(snapshot.market_cap_usd)} USD "
                 f"from {snapshot.source}{flag}"
             )
         if failures:
