@@ -238,21 +238,24 @@ def price_sync(
     *, dataset: Dataset, frequency: str, client: PriceClient | None = None, now: datetime | None = None
 ) -> SyncResult:
     """Fetch a dataset frequency's new points: from where the stored series ends (the last
-    stored point, or the end of what was fetched) to now; on the first run, from
-    ``PRICE_BACKFILL_DAYS`` ago. The last interval stays open, so a point the source
-    publishes late is fetched by the next run."""
+    stored point, or the end of what was fetched) to now, never from further back than
+    ``PRICE_BACKFILL_DAYS`` (the depth of the first run). The last interval stays open, so
+    a point the source publishes late is fetched by the next run."""
     frequency = BASE_FREQUENCY[Frequency(frequency)]
     client = client or price_client()
     now = now or timezone.now()
     step = STEP[frequency]
     covered = coverage_ranges(dataset=dataset, frequency=frequency)
     state = PriceSyncState.objects.filter(dataset=dataset, frequency=frequency).first()
+    depth = _floor(now - timedelta(days=settings.PRICE_BACKFILL_DAYS), step)
+    start = depth
     if covered:
         start = covered[-1][1]
         if state is not None and state.last_point_at is not None:
             start = min(start, state.last_point_at + TINY)
-    else:
-        start = _floor(now - timedelta(days=settings.PRICE_BACKFILL_DAYS), step)
+        # Older gaps (a series fetched on demand long ago, a sync down for months) are
+        # fetched on demand; the sync keeps the recent past.
+        start = max(start, depth)
     if start >= now:
         return SyncResult(frequency=frequency, start=start, end=now, stored=0)
     earliest = covered[0][0] if covered else None

@@ -121,3 +121,16 @@ def test_concurrent_sync_of_the_same_series_is_skipped(btc, coincap, settings):
         assert coincap.history_requests() == []
     finally:
         cache.delete(f"pricing:sync:{btc.pk}:1h")
+
+
+def test_sync_never_reaches_further_back_than_the_backfill_depth(btc, coincap, settings, entitled):
+    settings.PRICE_BACKFILL_DAYS = 2
+    coincap.add_history("bitcoin", "h1", datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 1, 2, tzinfo=UTC))
+    params = {"frequency": "1h", "start": "2023-01-01T00:00:00Z", "end": "2023-01-02T00:00:00Z"}
+    assert entitled.get("/api/v1/datasets/BTC/prices", params).json()["count"] == 24  # an old day, on demand
+    before = len(coincap.history_requests())
+    now = _hour(timezone.now())
+    coincap.add_history("bitcoin", "h1", now - timedelta(days=3), now)
+    tasks.price_sync.apply(args=(btc.pk, "1h")).get()
+    first = coincap.history_requests()[before]
+    assert int(first.query["start"]) >= int((now - timedelta(days=2, hours=1)).timestamp() * 1000)
