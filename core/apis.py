@@ -19,6 +19,7 @@ class HealthApi(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes: list = []  # probes from load balancers must never be refused
 
     @extend_schema(responses={200: _status_serializer}, tags=["health"])
     def get(self, request: Request) -> Response:
@@ -53,6 +54,7 @@ class ReadinessApi(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes: list = []  # probes from load balancers must never be refused
 
     @extend_schema(
         responses={200: _status_serializer, 503: _status_serializer},

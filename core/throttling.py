@@ -7,10 +7,20 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework.request import Request
+from rest_framework.settings import api_settings
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
 
 
-class ApiKeyRateThrottle(SimpleRateThrottle):
+class _SettingsRate:
+    """Read the rate from the current settings on every request, not once at import."""
+
+    scope: str
+
+    def get_rate(self) -> str | None:
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+
+class ApiKeyRateThrottle(_SettingsRate, SimpleRateThrottle):
     scope = "api_key"
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
@@ -21,5 +31,5 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": prefix}
 
 
-class AnonymousRateThrottle(AnonRateThrottle):
+class AnonymousRateThrottle(_SettingsRate, AnonRateThrottle):
     scope = "anon"

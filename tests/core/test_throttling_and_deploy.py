@@ -10,27 +10,28 @@ pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_api_key_rate_limit_answers_429_with_retry_after(quant_client, settings):
+def test_api_key_rate_limit_answers_429_with_retry_after(quant_client, make_client, settings):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"api_key": "3/min", "anon": "100/min"},
     }
-    from rest_framework.settings import api_settings
+    statuses = [quant_client.get("/api/v1/me").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    response = quant_client.get("/api/v1/me")
+    assert response.json()["code"] == "throttled"
+    assert int(response["Retry-After"]) > 0
+    # The limit is per key: another caller is not affected.
+    assert make_client("quant").get("/api/v1/me").status_code == 200
 
-    api_settings.reload()
-    try:
-        from core.throttling import ApiKeyRateThrottle
 
-        ApiKeyRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
-        statuses = [quant_client.get("/api/v1/me").status_code for _ in range(4)]
-        assert statuses == [200, 200, 200, 429]
-        response = quant_client.get("/api/v1/me")
-        assert response.json()["code"] == "throttled"
-        assert int(response["Retry-After"]) > 0
-    finally:
-        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK}
-        api_settings.reload()
-        ApiKeyRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+def test_anonymous_rate_limit_is_per_client_address(anon_client, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"api_key": "100/min", "anon": "2/min"},
+    }
+    statuses = [anon_client.get("/api/v1/datasets", REMOTE_ADDR="203.0.113.7").status_code for _ in range(3)]
+    assert statuses[:2] != [429, 429] and statuses[2] == 429
+    assert anon_client.get("/api/v1/datasets", REMOTE_ADDR="203.0.113.8").status_code != 429
 
 
 def test_admin_login_is_throttled_after_repeated_failures(client, settings, django_user_model):
