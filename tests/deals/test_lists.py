@@ -148,3 +148,18 @@ def test_seller_list_query_count_is_fixed_too(seller_client, django_assert_max_n
     with django_assert_max_num_queries(4):
         response = seller_client.get(DEALS, {"page_size": 50, "status": "available"})
     assert len(response.json()["results"]) == 50
+
+
+def test_authorisation_lists_take_a_fixed_number_of_queries(make_client, authorize, django_assert_max_num_queries):
+    seller, buyer = make_client(Role.SELLER), make_client(Role.BUYER)
+    for _ in range(15):
+        authorize(seller, make_client(Role.BUYER))
+        authorize(make_client(Role.SELLER), buyer)
+
+    with django_assert_max_num_queries(3):
+        buyers = seller.get("/api/v1/authorized-buyers")
+    with django_assert_max_num_queries(3):
+        sellers = buyer.get("/api/v1/authorized-sellers")
+
+    assert len(buyers.json()["results"]) == 15
+    assert len(sellers.json()["results"]) == 15
