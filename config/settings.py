@@ -276,6 +276,7 @@ WEBHOOKS_RETRY_JITTER = env.float("WEBHOOKS_RETRY_JITTER", default=0.2)
 WEBHOOKS_RETRY_AFTER_MAX = env.float("WEBHOOKS_RETRY_AFTER_MAX", default=3600.0)
 WEBHOOKS_DISABLE_AFTER = env.float("WEBHOOKS_DISABLE_AFTER", default=5 * 24 * 3600.0)
 WEBHOOKS_LEASE_SECONDS = env.float("WEBHOOKS_LEASE_SECONDS", default=60.0)
+WEBHOOKS_MAX_ENDPOINTS_PER_ACCOUNT = env.int("WEBHOOKS_MAX_ENDPOINTS_PER_ACCOUNT", default=20)
 # Entitlements: hours after an Ops refusal during which a new request for the same
 # dataset frequency is refused automatically (0 disables), and hours before a trial
 # ends that the quant gets one access_grant.expiring notice.

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,6 +28,7 @@ from webhooks.serializers import (
 )
 
 TAGS = ["webhooks"]
+DISABLED = OpenApiResponse(description="Problem `endpoint_disabled`: enable the endpoint first.")
 
 
 def _account(request: Request) -> Account:
@@ -50,7 +51,10 @@ class WebhookEndpointListCreateApi(generics.ListAPIView):
         tags=TAGS,
         summary="Register a webhook endpoint",
         request=EndpointCreateInputSerializer,
-        responses={201: EndpointWithSecretOutputSerializer},
+        responses={
+            201: EndpointWithSecretOutputSerializer,
+            409: OpenApiResponse(description="Problem `too_many_endpoints`: the account's limit is reached."),
+        },
         description="The answer carries the signing secret (`whsec_...`), shown this once.",
     )
     def post(self, request: Request) -> Response:
@@ -110,7 +114,7 @@ class WebhookEndpointPingApi(APIView):
         tags=TAGS,
         summary="Send a webhook.ping event to this endpoint",
         request=None,
-        responses={202: DeliveryOutputSerializer},
+        responses={202: DeliveryOutputSerializer, 409: DISABLED},
         description="The delivery is attempted right away; follow it in the endpoint's deliveries.",
     )
     def post(self, request: Request, endpoint_id: int) -> Response:
@@ -143,7 +147,7 @@ class WebhookEndpointRedeliverFailedApi(APIView):
         tags=TAGS,
         summary="Redeliver every failed delivery of this endpoint since a time",
         request=RedeliverFailedInputSerializer,
-        responses={202: RedeliverFailedOutputSerializer},
+        responses={202: RedeliverFailedOutputSerializer, 409: DISABLED},
     )
     def post(self, request: Request, endpoint_id: int) -> Response:
         account = _account(request)
@@ -161,7 +165,7 @@ class WebhookDeliveryRedeliverApi(APIView):
         tags=TAGS,
         summary="Send one delivery again now",
         request=None,
-        responses={202: DeliveryOutputSerializer},
+        responses={202: DeliveryOutputSerializer, 409: DISABLED},
         description="Same `webhook-id`, a fresh retry schedule.",
     )
     def post(self, request: Request, delivery_id: int) -> Response:

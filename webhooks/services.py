@@ -126,7 +126,14 @@ def _event_types_validate(event_types: Iterable[str]) -> list[str]:
 
 @transaction.atomic
 def endpoint_create(*, account: Account, url: str, event_types: Iterable[str] = (), description: str = "") -> Endpoint:
-    """Register a webhook endpoint for ``account``; the URL must be one webhooks may be sent to."""
+    """Register a webhook endpoint for ``account``; the URL must be one webhooks may be sent to,
+    and an account has at most WEBHOOKS_MAX_ENDPOINTS_PER_ACCOUNT endpoints."""
+    Account.objects.select_for_update().filter(pk=account.pk).first()  # one registration at a time per account
+    limit = settings.WEBHOOKS_MAX_ENDPOINTS_PER_ACCOUNT
+    if Endpoint.objects.filter(account=account).count() >= limit:
+        raise Conflict(
+            f"An account may have at most {limit} webhook endpoints; delete one first.", code="too_many_endpoints"
+        )
     return Endpoint.objects.create(
         account=account,
         url=_url_validate(url),

@@ -70,6 +70,18 @@ def test_unknown_event_types_are_refused_naming_the_field(buyer_client):
     assert "deal.exploded" in body["errors"]["event_types"][0]
 
 
+def test_an_account_has_a_bounded_number_of_endpoints(buyer_client, make_client, settings):
+    settings.WEBHOOKS_MAX_ENDPOINTS_PER_ACCOUNT = 2
+    for _ in range(2):
+        assert buyer_client.post("/api/v1/webhook-endpoints", {"url": PUBLIC_URL}, format="json").status_code == 201
+    body = _problem(
+        buyer_client.post("/api/v1/webhook-endpoints", {"url": PUBLIC_URL}, format="json"), 409, "too_many_endpoints"
+    )
+    assert "2" in body["detail"]
+    other = make_client("buyer")
+    assert other.post("/api/v1/webhook-endpoints", {"url": PUBLIC_URL}, format="json").status_code == 201
+
+
 def test_update_delete_and_isolation_between_accounts(make_client):
     owner, stranger = make_client("seller"), make_client("seller")
     endpoint = owner.post("/api/v1/webhook-endpoints", {"url": PUBLIC_URL}, format="json").json()
