@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
@@ -47,13 +48,17 @@ def buyer_is_authorized(*, seller_ref: str, buyer_id: int) -> bool:
     return BuyerAuthorization.objects.filter(seller__ref=seller_ref, buyer_id=buyer_id).exists()
 
 
-def deal_event_audience_check(event_type: str, data: dict[str, Any], account_id: int) -> bool:
-    """May ``account_id`` still receive this deal event? Only while the deal's seller authorises it.
+def deal_event_audience_check(event_type: str, data: dict[str, Any], account_ids: Collection[int]) -> set[int]:
+    """Which of ``account_ids`` may still receive this deal event? Those the deal's seller authorises.
 
-    Consulted by webhook delivery and the events feed at send time, so a buyer the seller
-    de-authorised stops receiving at once, retries already queued included.
+    Consulted by webhook fan-out, delivery and the events feed at send time, so a buyer the
+    seller de-authorised stops receiving at once, retries already queued included.
     """
     seller_ref = data.get("seller")
     if not isinstance(seller_ref, str):
-        return False
-    return buyer_is_authorized(seller_ref=seller_ref, buyer_id=account_id)
+        return set()
+    return set(
+        BuyerAuthorization.objects.filter(seller__ref=seller_ref, buyer_id__in=list(account_ids)).values_list(
+            "buyer_id", flat=True
+        )
+    )

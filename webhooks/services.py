@@ -41,7 +41,7 @@ from webhooks.models import (
     new_lease_token,
     new_secret,
 )
-from webhooks.registry import audience_allows
+from webhooks.registry import audience_allows, audience_filter
 
 logger = logging.getLogger(__name__)
 
@@ -336,15 +336,17 @@ def event_fanout(*, event_id: int) -> list[int]:
     if event is None:
         return []
     now = timezone.now()
-    account_ids = [
-        account_id
-        for account_id in event.recipients.values_list("account_id", flat=True)
-        if audience_allows(event.type, event.data, account_id)
-    ]
-    deliveries = []
     about = event.data.get("endpoint", {}).get("id") if event.type == ENDPOINT_DISABLED else None
-    for endpoint in Endpoint.objects.filter(account_id__in=account_ids).order_by("id"):
-        if not subscribed(endpoint.event_types, event.type) or endpoint.pk == about:
+    endpoints = [
+        endpoint
+        for endpoint in Endpoint.objects.filter(account_id__in=event.recipients.values("account_id")).order_by("id")
+        if subscribed(endpoint.event_types, event.type) and endpoint.pk != about
+    ]
+    # Only recipients with a subscribed endpoint are checked: one query, however many recipients.
+    allowed = audience_filter(event.type, event.data, {endpoint.account_id for endpoint in endpoints})
+    deliveries = []
+    for endpoint in endpoints:
+        if endpoint.account_id not in allowed:
             continue
         if endpoint.enabled:
             deliveries.append(Delivery(event=event, endpoint=endpoint, next_attempt_at=now))

@@ -167,3 +167,25 @@ def test_deauthorised_buyer_gets_no_queued_retry(
 
     assert len(webhook_receiver.requests) == 1
     assert Delivery.objects.get().status == "cancelled"
+
+
+def test_fan_out_costs_the_same_queries_for_many_buyers(
+    seller_client, make_client, authorize, post_deal, django_assert_max_num_queries, settings
+):
+    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
+    buyers = [make_client(Role.BUYER) for _ in range(25)]
+    for buyer in buyers:
+        authorize(seller_client, buyer)
+        webhook_services.endpoint_create(account=buyer.account, url="http://127.0.0.1:9/in")
+    de_authorised = buyers[-1]
+    post_deal(seller_client)
+    seller_client.delete(f"{AUTHORIZED_BUYERS}/{de_authorised.account.ref}")
+    (event,) = events("deal.created")
+
+    with django_assert_max_num_queries(8):
+        created = webhook_services.event_fanout(event_id=event.pk)
+
+    assert len(created) == 24
+    assert de_authorised.account.pk not in set(
+        Delivery.objects.filter(event=event).values_list("endpoint__account_id", flat=True)
+    )

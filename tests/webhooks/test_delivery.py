@@ -369,7 +369,7 @@ def test_audience_check_stops_deliveries_and_feed_at_once(
     from webhooks.registry import audience_check_register
 
     revoked: set[int] = set()
-    audience_check_register("test_audience.", lambda event_type, data, account_id: account_id not in revoked)
+    audience_check_register("test_audience.", lambda event_type, data, account_ids: set(account_ids) - revoked)
     endpoint = register_endpoint(buyer_client, webhook_receiver.url)
     webhook_receiver.respond(500)
     publish(buyer_client.account, "test_audience.thing")
