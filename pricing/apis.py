@@ -37,7 +37,7 @@ from core.pagination import CursorPagination
 from entitlements.selectors import grant_require
 from pricing import selectors, services
 from pricing.models import PriceSyncState
-from pricing.selectors import PriceColumns, iso_utc
+from pricing.selectors import PricePage, iso_utc
 from pricing.serializers import MarketCapOutputSerializer, PricePageSerializer, ProblemSerializer
 
 # Defaults when ``start`` is absent: the window before ``end`` a request covers.
@@ -190,8 +190,8 @@ class DatasetPricesApi(APIView):
 
         ensured = services.prices_ensure_stored(dataset=dataset, frequency=frequency, start=from_, end=end, now=now)
         window_end = ensured.served_until
-        rows = selectors.price_rows(
-            dataset_id=dataset.pk, frequency=frequency, start=start, end=window_end, after=after, limit=page_size + 1
+        rows = selectors.price_page(
+            dataset_id=dataset.pk, frequency=frequency, start=start, end=window_end, after=after, size=page_size
         )
         if ensured.error is not None and not rows:
             raise PriceSourceUnavailable(
@@ -201,8 +201,7 @@ class DatasetPricesApi(APIView):
             )
 
         next_after: datetime | None = None
-        if len(rows) > page_size:
-            rows = rows.head(page_size)
+        if rows.has_more:
             next_after = datetime.fromisoformat(rows.timestamps[-1])
         elif window_end < end:
             next_after = datetime.fromisoformat(rows.timestamps[-1]) if rows else window_end - TINY
@@ -229,7 +228,7 @@ class DatasetPricesApi(APIView):
         own_state = states.get(frequency)
         data_as_of = base_state.last_success_at if base_state else None
         latest_point_at = own_state.last_point_at if own_state else None
-        sources = sorted(set(rows.sources)) or [
+        sources = sorted(rows.sources) or [
             (own_state.source if own_state and own_state.source else settings.PRICE_SOURCE)
         ]
         source = ",".join(sources)
@@ -263,7 +262,7 @@ class DatasetPricesApi(APIView):
         return response
 
     @staticmethod
-    def _json(head: dict[str, Any], rows: PriceColumns, next_url: str | None, *, monthly: bool) -> HttpResponse:
+    def _json(head: dict[str, Any], rows: PricePage, next_url: str | None, *, monthly: bool) -> HttpResponse:
         if monthly:
             flags = ["true" if partial else "false" for partial in rows.partial]
             items = map(
@@ -284,7 +283,7 @@ class DatasetPricesApi(APIView):
         return HttpResponse(body.encode(), content_type="application/json")
 
     @staticmethod
-    def _csv(rows: PriceColumns, *, monthly: bool) -> HttpResponse:
+    def _csv(rows: PricePage, *, monthly: bool) -> HttpResponse:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         if monthly:

@@ -93,31 +93,38 @@ def iso_utc(moment: datetime) -> str:
 
 _EPOCH_DAY = date(1970, 1, 1)
 _DAY_MICROS = 86_400_000_000
+# Text of a day ("2025-01-01T") and of a whole-second time of day ("13:00:00Z"); bounded.
 _day_texts: dict[int, str] = {}
 _time_texts: dict[int, str] = {}
+
+
+def _iso_from_micros_slow(micros: int) -> str:
+    day, rest = divmod(micros, _DAY_MICROS)
+    day_text = _day_texts.get(day)
+    if day_text is None:
+        day_text = (_EPOCH_DAY + timedelta(days=day)).isoformat() + "T"
+        if len(_day_texts) < 100_000:
+            _day_texts[day] = day_text
+    seconds, fraction = divmod(rest, 1_000_000)
+    time_text = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    if fraction:
+        return f"{day_text}{time_text}.{fraction:06d}Z"
+    _time_texts[rest] = time_text + "Z"
+    return day_text + time_text + "Z"
 
 
 def iso_utc_from_micros(values: Iterable[int]) -> list[str]:
     """ISO 8601 UTC texts of epoch microseconds, the same as :func:`iso_utc`, fast for long
     series: the date and time-of-day parts are cached, since series repeat them."""
-    out = []
+    out: list[str] = []
     append = out.append
+    days, times = _day_texts, _time_texts
     for micros in values:
         day, rest = divmod(micros, _DAY_MICROS)
-        day_text = _day_texts.get(day)
-        if day_text is None:
-            day_text = (_EPOCH_DAY + timedelta(days=day)).isoformat()
-            if len(_day_texts) < 100_000:
-                _day_texts[day] = day_text
-        time_text = _time_texts.get(rest)
-        if time_text is None:
-            seconds, fraction = divmod(rest, 1_000_000)
-            time_text = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-            if fraction:
-                time_text += f".{fraction:06d}"
-            elif len(_time_texts) < 86_400:
-                _time_texts[rest] = time_text
-        append(f"{day_text}T{time_text}Z")
+        try:
+            append(days[day] + times[rest])
+        except KeyError:
+            append(_iso_from_micros_slow(micros))
     return out
 
 
@@ -127,47 +134,59 @@ def decimal_text(value: Decimal) -> str:
 
 
 @dataclass
-class PriceColumns:
-    """A window of points as parallel columns of ready-to-write text, oldest first."""
+class PricePage:
+    """One page of points as parallel columns of ready-to-write text, oldest first."""
 
     timestamps: list[str]
     prices: list[str]
-    sources: list[str]
     partial: list[bool]
+    sources: set[str]
+    has_more: bool
 
     def __len__(self) -> int:
         return len(self.timestamps)
 
-    def head(self, n: int) -> PriceColumns:
-        return PriceColumns(self.timestamps[:n], self.prices[:n], self.sources[:n], self.partial[:n])
 
+def price_page(
+    *, dataset_id: int, frequency: str, start: datetime, end: datetime, after: datetime | None, size: int
+) -> PricePage:
+    """Up to ``size`` points with ``start <= timestamp < end`` (and ``> after``), oldest first,
+    as text ready to write (``"2025-01-01T00:00:00Z"``, ``"93429.23"``), and whether more follow.
 
-def price_rows(
-    *, dataset_id: int, frequency: str, start: datetime, end: datetime, after: datetime | None, limit: int
-) -> PriceColumns:
-    """Up to ``limit`` points with ``start <= timestamp < end`` (and ``> after``), oldest first,
-    as text ready to write: ``"2025-01-01T00:00:00Z"``, ``"93429.23"``.
-
-    On PostgreSQL the database sends integers and text, which spares a Python datetime and
-    Decimal per row (Django's timestamptz loader is pure Python); elsewhere Python formats
-    the same text from the model values."""
+    On PostgreSQL the database sends integers and text through a plain cursor, which spares
+    a Python datetime and Decimal per row (Django's timestamptz loader is pure Python);
+    elsewhere Python formats the same text from the model values."""
     qs = PricePoint.objects.filter(dataset_id=dataset_id, frequency=frequency, timestamp__gte=start, timestamp__lt=end)
     if after is not None:
         qs = qs.filter(timestamp__gt=after)
     qs = qs.order_by("timestamp")
     if connection.vendor == "postgresql":
         texts = qs.annotate(micros=_EpochMicros("timestamp"), price_text=_DecimalText("price_usd"))
-        rows = list(texts.values_list("micros", "price_text", "source", "is_partial")[:limit])
-        if not rows:
-            return PriceColumns([], [], [], [])
-        micros, prices, sources, partial = (list(column) for column in zip(*rows, strict=True))
-        return PriceColumns(iso_utc_from_micros(micros), prices, sources, partial)
-    values = list(qs.values_list("timestamp", "price_usd", "source", "is_partial")[:limit])
-    return PriceColumns(
-        [iso_utc(row[0]) for row in values],
-        [decimal_text(row[1]) for row in values],
-        [row[2] for row in values],
-        [row[3] for row in values],
+        sql, params = texts.values_list("micros", "price_text", "source", "is_partial")[
+            : size + 1
+        ].query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        has_more = len(rows) > size
+        if has_more:
+            del rows[size:]
+        return PricePage(
+            timestamps=iso_utc_from_micros([row[0] for row in rows]),
+            prices=[row[1] for row in rows],
+            partial=[row[3] for row in rows],
+            sources={row[2] for row in rows},
+            has_more=has_more,
+        )
+    values = list(qs.values_list("timestamp", "price_usd", "source", "is_partial")[: size + 1])
+    has_more = len(values) > size
+    values = values[:size]
+    return PricePage(
+        timestamps=[iso_utc(row[0]) for row in values],
+        prices=[decimal_text(row[1]) for row in values],
+        partial=[row[3] for row in values],
+        sources={row[2] for row in values},
+        has_more=has_more,
     )
 
 
