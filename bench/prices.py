@@ -159,9 +159,11 @@ def main() -> None:
             session.get(url + "&format=csv", headers=auth, timeout=30)
 
         print(f"{n} sequential requests per format, 8,760 hourly points each, gunicorn {workers} sync workers")
+        one_point = url.replace("page_size=10000", "page_size=1")
         for label, target, check in (
-            ("JSON", url, '"count": 8760'),
+            ("JSON", url, '"count":8760,'),
             ("CSV (?format=csv)", url + "&format=csv", "2025-12-31T23:00:00Z"),
+            ("JSON, 1 point", one_point, '"count":1,'),
         ):
             samples, size = _time(session, target, auth, n, check)
             print(
