@@ -20,8 +20,7 @@ method the view serves without a row (or a row for a method it does not serve) f
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -29,18 +28,12 @@ import pytest
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
-from rest_framework.test import APIClient
 
-from accounts.models import Role
-from catalog.models import Dataset
-from entitlements import services as entitlement_services
-from tests.conftest import AccountClient
 from tests.deals.support import deal_body
-from webhooks import services as webhook_services
+from tests.security.conftest import PUBLIC_URL, World
 
 ANON, QUANT, OPS, SELLER, BUYER, OTHER = "anonymous", "quant", "ops", "seller", "buyer", "other"
 CALLERS = (ANON, QUANT, OPS, SELLER, BUYER, OTHER)
-PUBLIC_URL = "https://93.184.215.14/hooks"  # a public address literal: registration needs no DNS
 
 # route -> method -> (anonymous, quant, ops, seller, buyer[, other])
 MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
@@ -193,67 +186,18 @@ def test_every_route_and_method_has_a_row_and_every_row_a_route():
             assert len(statuses) == width, f"{route} {method}: expected {width} statuses, one per caller"
 
 
-# --- the world the table is checked against ------------------------------------------------
+# Which fixture object each path parameter names, where it is not the parameter's own name.
+PARAM_OBJECT: dict[tuple[str, str], str] = {
+    ("/api/v1/ops/accounts/<str:ref>", "ref"): "quant_ref",
+    ("/api/v1/ops/accounts/<str:ref>/api-keys", "ref"): "quant_ref",
+    ("/api/v1/ops/accounts/<str:ref>/api-keys/<str:prefix>/revoke", "ref"): "quant_ref",
+    ("/api/v1/ops/accounts/<str:ref>/api-keys/<str:prefix>/revoke", "prefix"): "key_prefix",
+    ("/api/v1/authorized-buyers/<str:ref>", "ref"): "buyer_ref",
+}
 
 
-@dataclass
-class World:
-    clients: dict[str, APIClient]
-    others: dict[str, AccountClient]
-    params: dict[str, dict[str, str]]
-    """route -> path parameter -> value"""
-
-
-@pytest.fixture
-def world(make_client: Callable[..., AccountClient], catalog: None, settings: Any) -> World:
-    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = False
-    settings.PRICE_SOURCE = "synthetic"
-    quant, ops, seller, buyer = (make_client(role) for role in (Role.QUANT, Role.OPS, Role.SELLER, Role.BUYER))
-    others = {QUANT: make_client(Role.QUANT), SELLER: make_client(Role.SELLER), BUYER: make_client(Role.BUYER)}
-    btc = Dataset.objects.get(symbol="BTC")
-
-    # The quant: a grant in force on BTC 1d, a pending request for BTC 1h.
-    grant = entitlement_services.grant_create(
-        account=quant.account, dataset=btc, frequency="1d", actor=ops.account, note="fixture"
-    )
-    access_request = entitlement_services.access_request_create(
-        account=quant.account, dataset=btc, frequencies=["1h"], reason="research"
-    )
-    assert access_request.status == "pending"
-    quant_key_prefix = quant.key.partition(".")[0]
-
-    # The seller: authorises the buyer and posts a deal.
-    response = seller.post("/api/v1/authorized-buyers", {"buyer": buyer.account.ref}, format="json")
-    assert response.status_code == 201, response.content
-    response = seller.post("/api/v1/deals", deal_body(), format="json")
-    assert response.status_code == 201, response.content
-    deal_id = response.json()["id"]
-
-    # The buyer: one webhook endpoint and one delivery to it.
-    endpoint = webhook_services.endpoint_create(account=buyer.account, url=PUBLIC_URL, description="fixture")
-    delivery = webhook_services.endpoint_ping(endpoint=endpoint)
-
-    quant_ref = quant.account.ref
-    params = {
-        "/api/v1/ops/accounts/<str:ref>": {"ref": quant_ref},
-        "/api/v1/ops/accounts/<str:ref>/api-keys": {"ref": quant_ref},
-        "/api/v1/ops/accounts/<str:ref>/api-keys/<str:prefix>/revoke": {"ref": quant_ref, "prefix": quant_key_prefix},
-        "/api/v1/authorized-buyers/<str:ref>": {"ref": buyer.account.ref},
-    }
-    defaults = {
-        "symbol": "BTC",
-        "request_id": str(access_request.pk),
-        "grant_id": str(grant.pk),
-        "deal_id": deal_id,
-        "endpoint_id": str(endpoint.pk),
-        "delivery_id": str(delivery.pk),
-    }
-    for route in MATRIX:
-        names = [m["name"] for m in _PARAM.finditer(route)]
-        params[route] = {name: params.get(route, {}).get(name) or defaults[name] for name in names}
-
-    clients: dict[str, APIClient] = {ANON: APIClient(), QUANT: quant, OPS: ops, SELLER: seller, BUYER: buyer}
-    return World(clients=clients, others=others, params=params)
+def _path(route: str, world: World) -> str:
+    return _PARAM.sub(lambda m: world.objects[PARAM_OBJECT.get((route, m["name"]), m["name"])], route)
 
 
 def _request_spec(route: str, method: str, world: World) -> tuple[dict[str, Any] | None, str]:
@@ -267,10 +211,10 @@ def _request_spec(route: str, method: str, world: World) -> tuple[dict[str, Any]
         ("/api/v1/ops/access-requests/<int:request_id>/approve", "POST"): {"note": "ok"},
         ("/api/v1/ops/access-requests/<int:request_id>/refuse", "POST"): {"reason": "not now"},
         ("/api/v1/ops/grants", "POST"): {
-            "account": world.clients[QUANT].account.ref,
+            "account": world.client(QUANT).account.ref,
             "dataset": "ETH",
             "frequency": "1d",
-        },  # type: ignore[attr-defined]
+        },
         ("/api/v1/ops/grants/<int:grant_id>", "PATCH"): {"expires_at": in_a_month, "reason": "trial"},
         ("/api/v1/ops/grants/<int:grant_id>/revoke", "POST"): {"reason": "chargeback"},
         ("/api/v1/deals", "POST"): deal_body(name="Another bundle"),
@@ -305,7 +249,7 @@ def _cases() -> list[Any]:
 @pytest.mark.parametrize(("route", "method"), _cases())
 def test_authorization_matrix(world: World, route: str, method: str):
     expected = dict(zip(CALLERS, MATRIX[route][method], strict=False))
-    path = _PARAM.sub(lambda m: world.params[route][m["name"]], route)
+    path = _path(route, world)
     body, query = _request_spec(route, method, world)
     callers = {**world.clients}
     if OTHER in expected:
