@@ -47,6 +47,10 @@ DEFAULT_WINDOW = {
     Frequency.MONTH: timedelta(days=5 * 365 + 1),
 }
 TINY = timedelta(microseconds=1)
+# Instants the endpoint accepts: no crypto price predates 1970, and the bounds keep
+# date arithmetic (default windows, cursors) far from datetime's limits.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class PriceSourceUnavailable(ServiceUnavailable):
@@ -83,6 +87,12 @@ def parse_instant(value: str, field: str) -> datetime:
         raise FieldError(field, f"'{value}' is not an ISO 8601 instant, e.g. 2024-01-01T00:00:00Z.") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise FieldError(field, f"'{value}' has no UTC offset; add 'Z' (UTC), e.g. 2024-01-01T00:00:00Z.")
+    try:
+        in_range = EARLIEST <= moment <= LATEST
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise FieldError(field, f"'{value}' is out of range ({EARLIEST:%Y} to {LATEST:%Y}).")
     return moment.astimezone(UTC)
 
 
@@ -96,7 +106,7 @@ def _cursor_decode(value: str) -> datetime:
         moment = datetime.fromisoformat(text)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise FieldError("cursor", "Not a cursor this endpoint issued; follow the 'next' link as given.") from None
-    if moment.tzinfo is None:
+    if moment.tzinfo is None or not EARLIEST <= moment <= LATEST:
         raise FieldError("cursor", "Not a cursor this endpoint issued; follow the 'next' link as given.")
     return moment.astimezone(UTC)
 
