@@ -17,7 +17,8 @@ class _SettingsRate:
     scope: str
 
     def get_rate(self) -> str | None:
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        return None if rate is None else str(rate)
 
 
 class ApiKeyRateThrottle(_SettingsRate, SimpleRateThrottle):
