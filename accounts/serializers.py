@@ -1,9 +1,17 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import Account, AccountAPIKey, Role, ref_validator
 
 
+@extend_schema_field({"type": "string", "anyOf": [{"format": "email"}, {"maxLength": 0}]})
+class _OptionalEmailField(serializers.CharField):
+    """An email address, or empty when none is on file."""
+
+
 class AccountOutputSerializer(serializers.ModelSerializer):
+    email = _OptionalEmailField(read_only=True, help_text="An email address, or empty when none is on file.")
+
     class Meta:
         model = Account
         fields = ["ref", "name", "role", "email", "is_active", "is_suspended", "created_at", "updated_at"]

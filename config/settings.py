@@ -315,6 +315,12 @@ PRICE_MAX_PAGE_SIZE = env.int("PRICE_MAX_PAGE_SIZE", default=10000)
 
 ADMIN_SITE_HEADER = env("ADMIN_SITE_HEADER", default="Back Office")
 
+# OpenAPI: the error answers every operation shares (problem details, 401/403/404/429...).
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "core.openapi.problem_responses",
+]
+
 if EMBEDDED and not os.environ.get("BACKOFFICE_EMBEDDED_NOTICE"):
     # Printed once per process tree (runserver's reloader inherits the variable).
     os.environ["BACKOFFICE_EMBEDDED_NOTICE"] = "1"

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -57,7 +57,10 @@ class ReadinessApi(APIView):
     throttle_classes: list = []  # probes from load balancers must never be refused
 
     @extend_schema(
-        responses={200: _status_serializer, 503: _status_serializer},
+        responses={
+            200: _status_serializer,
+            503: OpenApiResponse(description="Problem `dependency_unavailable`; `checks` names what failed."),
+        },
         tags=["health"],
     )
     def get(self, request: Request) -> Response:

@@ -194,7 +194,11 @@ class AuthorizedBuyerListCreateApi(generics.ListAPIView):
 
     @extend_schema(
         request=AuthorizedBuyerInputSerializer,
-        responses={201: AuthorizedBuyerOutputSerializer, 200: AuthorizedBuyerOutputSerializer},
+        responses={
+            201: AuthorizedBuyerOutputSerializer,
+            200: AuthorizedBuyerOutputSerializer,
+            404: OpenApiResponse(description="Problem `not_found`: no account has this ref."),
+        },
         tags=["deals"],
         description="Authorise a buyer: 201 when new, 200 when it already was. 400 if the ref is not a buyer, 404 if unknown.",
     )
