@@ -315,6 +315,13 @@ PRICE_MAX_PAGE_SIZE = env.int("PRICE_MAX_PAGE_SIZE", default=10000)
 
 ADMIN_SITE_HEADER = env("ADMIN_SITE_HEADER", default="Back Office")
 
+# Logging: every handler redacts Api-Key values, whsec_ secrets and Authorization headers
+# (core.redaction); Celery workers keep this configuration instead of installing their own.
+LOGGING["filters"] = {"redact_secrets": {"()": "core.redaction.RedactSecretsFilter"}}
+for _handler in LOGGING["handlers"].values():  # type: ignore[attr-defined]
+    _handler["filters"] = [*_handler.get("filters", []), "redact_secrets"]
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
 # OpenAPI: the error answers every operation shares (problem details, 401/403/404/429...).
 SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
     "drf_spectacular.hooks.postprocess_schema_enums",
