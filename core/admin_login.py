@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from functools import wraps
@@ -10,6 +11,8 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+
+from core.throttling import CACHE_ERRORS
 
 
 def _key(request: HttpRequest) -> str:
@@ -23,14 +26,19 @@ def throttled_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
         if request.method != "POST":
             return view(request, *args, **kwargs)
         key = _key(request)
-        if cache.get(key, 0) >= settings.ADMIN_LOGIN_MAX_FAILURES:
+        try:
+            failures = cache.get(key, 0)
+        except CACHE_ERRORS:
+            failures = 0  # the cache is down: logins still work, unthrottled
+        if failures >= settings.ADMIN_LOGIN_MAX_FAILURES:
             response = HttpResponse("Too many failed logins. Try again later.", status=429, content_type="text/plain")
             response["Retry-After"] = str(settings.ADMIN_LOGIN_WINDOW)
             return response
         response = view(request, *args, **kwargs)
         if response.status_code == 200:  # the form came back: the login failed
-            cache.add(key, 0, settings.ADMIN_LOGIN_WINDOW)
-            cache.incr(key)
+            with contextlib.suppress(*CACHE_ERRORS):
+                cache.add(key, 0, settings.ADMIN_LOGIN_WINDOW)
+                cache.incr(key)
         return response
 
     return wrapper
