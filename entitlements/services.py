@@ -372,7 +372,10 @@ def access_request_create(
         if settings.OPS_NOTIFICATION_EMAILS:
             from entitlements import tasks
 
-            tasks.access_request_email_ops.delay_on_commit(request.pk)
+            # robust: with the broker down the request still succeeds (the email is lost, the
+            # access_request.created event and the admin queue are not).
+            request_id = request.pk
+            transaction.on_commit(lambda: tasks.access_request_email_ops.delay(request_id), robust=True)
     return request
 
 
