@@ -1,4 +1,5 @@
 from django.db.models import QuerySet
+from django.utils.cache import add_never_cache_headers
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
@@ -80,7 +81,9 @@ class OpsApiKeyListCreateApi(generics.ListAPIView):
             expires_at=serializer.validated_data["expires_at"],
         )
         api_key.key = key  # type: ignore[attr-defined]
-        return Response(ApiKeyCreatedOutputSerializer(api_key).data, status=status.HTTP_201_CREATED)
+        response = Response(ApiKeyCreatedOutputSerializer(api_key).data, status=status.HTTP_201_CREATED)
+        add_never_cache_headers(response)  # the key is shown once: no cache, and no Idempotency-Key copy, keeps it
+        return response
 
 
 class OpsApiKeyRevokeApi(APIView):

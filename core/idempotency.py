@@ -5,6 +5,11 @@ A repeated key with the same body gets the first response again (with
 that arrives while the first is still running gets 409. Server errors are not
 kept, so the client may retry them. Records are purged after
 ``IDEMPOTENCY_KEY_TTL``.
+
+A response marked ``Cache-Control: no-store`` (one that shows a secret once: a new API
+key, a webhook signing secret) is never written to the table: its record keeps only
+that the request was done, and a repeat gets 409 ``idempotency_replay_unavailable``
+instead of a second copy of the secret or a second resource.
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ def _replay(record: IdempotencyRecord) -> HttpResponse:
     return response
 
 
+def _no_store(response: HttpResponse) -> bool:
+    return "no-store" in response.get("Cache-Control", "").lower()
+
+
 class IdempotencyMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -70,9 +79,12 @@ class IdempotencyMiddleware:
             record.delete()
             return response
         record.status_code = response.status_code
-        record.content_type = response.get("Content-Type", "")
-        record.headers = {name: response[name] for name in REPLAYED_HEADERS if response.has_header(name)}
-        record.body = response.content
+        if _no_store(response):
+            record.headers = {"Cache-Control": "no-store"}
+        else:
+            record.content_type = response.get("Content-Type", "")
+            record.headers = {name: response[name] for name in REPLAYED_HEADERS if response.has_header(name)}
+            record.body = response.content
         record.save(update_fields=["status_code", "content_type", "headers", "body"])
         return response
 
@@ -94,6 +106,14 @@ class IdempotencyMiddleware:
                 409,
                 "idempotency_key_in_use",
                 "A request with this Idempotency-Key is still being processed; retry shortly.",
+                request,
+            )
+        if "no-store" in record.headers.get("Cache-Control", ""):
+            return problem_response(
+                409,
+                "idempotency_replay_unavailable",
+                "A request with this Idempotency-Key was done; its answer showed a secret once and is not kept. "
+                "Read the resource, or rotate or reissue the secret.",
                 request,
             )
         return _replay(record)

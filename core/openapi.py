@@ -59,7 +59,10 @@ IDEMPOTENCY_KEY = {
     "description": "Makes a retried POST safe: a repeat with the same body gets the first answer again "
     "(`Idempotent-Replayed: true`) for 24 hours.",
 }
-IDEMPOTENCY_409 = "Problem `idempotency_key_in_use`: a request with this Idempotency-Key is still running."
+IDEMPOTENCY_409 = (
+    "Problem `idempotency_key_in_use`: a request with this Idempotency-Key is still running; or "
+    "`idempotency_replay_unavailable`: it was done and its answer, which showed a secret once, is not kept."
+)
 
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
 
@@ -108,6 +111,8 @@ def problem_responses(result: dict[str, Any], generator: Any, request: Any, publ
             for status, description in wanted.items():
                 if str(status) not in responses:
                     responses[str(status)] = _error(status, description)
+                elif status == 409 and description and description not in responses["409"].get("description", ""):
+                    responses["409"]["description"] = f"{responses['409'].get('description', '')} Or: {description}"
             if "429" in responses:
                 responses["429"].setdefault("headers", RETRY_AFTER)
             for status, response in responses.items():

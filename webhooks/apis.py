@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils.cache import add_never_cache_headers
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -29,6 +30,12 @@ from webhooks.serializers import (
 
 TAGS = ["webhooks"]
 DISABLED = OpenApiResponse(description="Problem `endpoint_disabled`: enable the endpoint first.")
+
+
+def _shown_once(response: Response) -> Response:
+    """A response carrying a signing secret: never cached, never kept for an Idempotency-Key replay."""
+    add_never_cache_headers(response)
+    return response
 
 
 def _account(request: Request) -> Account:
@@ -61,7 +68,7 @@ class WebhookEndpointListCreateApi(generics.ListAPIView):
         serializer = EndpointCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         endpoint = services.endpoint_create(account=_account(request), **serializer.validated_data)
-        return Response(EndpointWithSecretOutputSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+        return _shown_once(Response(EndpointWithSecretOutputSerializer(endpoint).data, status=status.HTTP_201_CREATED))
 
 
 class WebhookEndpointDetailApi(APIView):
@@ -106,7 +113,7 @@ class WebhookEndpointRotateSecretApi(APIView):
     def post(self, request: Request, endpoint_id: int) -> Response:
         endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=endpoint_id)
         endpoint = services.endpoint_rotate_secret(endpoint=endpoint)
-        return Response(EndpointWithSecretOutputSerializer(endpoint).data)
+        return _shown_once(Response(EndpointWithSecretOutputSerializer(endpoint).data))
 
 
 class WebhookEndpointPingApi(APIView):
