@@ -315,6 +315,11 @@ PRICE_MAX_PAGE_SIZE = env.int("PRICE_MAX_PAGE_SIZE", default=10000)
 
 ADMIN_SITE_HEADER = env("ADMIN_SITE_HEADER", default="Back Office")
 
+# Database pool: one broken connection found at checkout gets every idle one checked,
+# so the first request after a database restart or failover gets a live connection.
+if not EMBEDDED:
+    DATABASES["default"]["ENGINE"] = "core.postgresql"
+
 # Logging: every handler redacts Api-Key values, whsec_ secrets and Authorization headers
 # (core.redaction); Celery workers keep this configuration instead of installing their own.
 LOGGING["filters"] = {"redact_secrets": {"()": "core.redaction.RedactSecretsFilter"}}

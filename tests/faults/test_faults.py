@@ -72,6 +72,12 @@ def test_a_dropped_database_connection_recovers_on_the_next_request(make_client)
     quant = make_client("quant")
     headers = {"Authorization": f"Api-Key {quant.key}"}
     assert client.get("/api/v1/me", headers=headers).status_code == 200
+    # A busy process: the pool holds several idle connections.
+    pool = connection.pool
+    assert pool is not None
+    borrowed = [pool.getconn() for _ in range(8)]
+    for conn in borrowed:
+        pool.putconn(conn)
 
     # PostgreSQL restarts, or a proxy drops idle connections: every pooled connection is dead.
     with psycopg.connect(_test_database_url().replace("postgres://", "postgresql://", 1), autocommit=True) as admin:
@@ -81,8 +87,10 @@ def test_a_dropped_database_connection_recovers_on_the_next_request(make_client)
         ).fetchall()
     assert killed, "no pooled connection to drop"
 
+    started = time.monotonic()
     response = client.get("/api/v1/me", headers=headers)
     assert response.status_code == 200, response.get_data(as_text=True)
+    assert time.monotonic() - started < 5  # well inside DB_POOL_TIMEOUT
     assert response.json["ref"] == quant.account.ref
     assert (
         client.post(
