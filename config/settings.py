@@ -315,6 +315,11 @@ PRICE_MAX_PAGE_SIZE = env.int("PRICE_MAX_PAGE_SIZE", default=10000)
 
 ADMIN_SITE_HEADER = env("ADMIN_SITE_HEADER", default="Back Office")
 
+# Proxies in front of the app that append to X-Forwarded-For (1 behind one load balancer):
+# anonymous rate limits key on the address the outermost trusted proxy saw. 0 trusts no
+# header and keys on the peer address, so a client cannot pick its own rate-limit bucket.
+REST_FRAMEWORK["NUM_PROXIES"] = env.int("API_NUM_PROXIES", default=0)
+
 # Database pool: one broken connection found at checkout gets every idle one checked,
 # so the first request after a database restart or failover gets a live connection.
 if not EMBEDDED:
