@@ -2,8 +2,8 @@
 
 A repeated key with the same body gets the first response again (with
 ``Idempotent-Replayed: true``); the same key with another body gets 422; a repeat
-that arrives while the first is still running gets 409. Server errors are not
-kept, so the client may retry them. Records are purged after
+that arrives while the first is still running gets 409. Server errors, 401, 403
+and 429 are not kept, so the client may retry them. Records are purged after
 ``IDEMPOTENCY_KEY_TTL``.
 
 A response marked ``Cache-Control: no-store`` (one that shows a secret once: a new API
@@ -29,6 +29,9 @@ from core.models import IdempotencyRecord
 
 HEADER = "HTTP_IDEMPOTENCY_KEY"
 REPLAYED_HEADERS = ("ETag", "Location", "Content-Location")
+# Answers that say "not you" or "not now" are not kept: a retry after Retry-After, or with the
+# right key, runs the request; and callers without a valid key cannot grow the table.
+NOT_KEPT = frozenset({401, 403, 429})
 
 
 def _scope(request: HttpRequest, key: str) -> str:
@@ -75,7 +78,7 @@ class IdempotencyMiddleware:
         except BaseException:
             record.delete()
             raise
-        if response.status_code >= 500 or getattr(response, "streaming", False):
+        if response.status_code in NOT_KEPT or response.status_code >= 500 or getattr(response, "streaming", False):
             record.delete()
             return response
         record.status_code = response.status_code
