@@ -221,6 +221,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 ADMIN_LOGIN_MAX_FAILURES = env.int("ADMIN_LOGIN_MAX_FAILURES", default=5)
 ADMIN_LOGIN_WINDOW = env.int("ADMIN_LOGIN_WINDOW", default=900)
 IDEMPOTENCY_KEY_TTL = timedelta(hours=env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24))
+# A claim older than this whose request never answered is treated as abandoned (its process died).
+IDEMPOTENCY_ABANDONED_AFTER = timedelta(seconds=env.int("IDEMPOTENCY_ABANDONED_AFTER_SECONDS", default=120))
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Back Office API",

@@ -3,8 +3,9 @@
 A repeated key with the same body gets the first response again (with
 ``Idempotent-Replayed: true``); the same key with another body gets 422; a repeat
 that arrives while the first is still running gets 409. Server errors, 401, 403
-and 429 are not kept, so the client may retry them. Records are purged after
-``IDEMPOTENCY_KEY_TTL``.
+and 429 are not kept, so the client may retry them. A claim whose request never
+answered (its process died) is released after ``IDEMPOTENCY_ABANDONED_AFTER``.
+Records are purged after ``IDEMPOTENCY_KEY_TTL``.
 
 A response marked ``Cache-Control: no-store`` (one that shows a secret once: a new API
 key, a webhook signing secret) is never written to the table: its record keeps only
@@ -52,6 +53,21 @@ def _no_store(response: HttpResponse) -> bool:
     return "no-store" in response.get("Cache-Control", "").lower()
 
 
+def _claim(scope: str, fingerprint: str) -> IdempotencyRecord | None:
+    try:
+        with transaction.atomic():
+            return IdempotencyRecord.objects.create(scope=scope, fingerprint=fingerprint)
+    except IntegrityError:
+        return None
+
+
+def _release_abandoned(scope: str) -> bool:
+    """Forget a claim whose request never finished (its process died), so the key can be used again."""
+    cutoff = timezone.now() - settings.IDEMPOTENCY_ABANDONED_AFTER
+    deleted, _ = IdempotencyRecord.objects.filter(scope=scope, status_code__isnull=True, created_at__lt=cutoff).delete()
+    return bool(deleted)
+
+
 class IdempotencyMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -67,10 +83,10 @@ class IdempotencyMiddleware:
             fingerprint = hashlib.sha256(request.body).hexdigest()
         except RequestDataTooBig:
             return problem_response(413, "payload_too_large", "The request body is too large.", request)
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(scope=scope, fingerprint=fingerprint)
-        except IntegrityError:
+        record = _claim(scope, fingerprint)
+        if record is None and _release_abandoned(scope):
+            record = _claim(scope, fingerprint)
+        if record is None:
             return self._repeat(request, scope, fingerprint)
 
         try:

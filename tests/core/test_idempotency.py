@@ -64,3 +64,18 @@ def test_old_records_are_purged(ops_client):
     IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(hours=25))
     assert idempotency_records_purge() == 1
     assert _post(ops_client, {"ref": "idem-7", "role": "quant"}).status_code == 409
+
+
+def test_claim_of_a_request_that_never_answered_is_released(ops_client, rf, settings):
+    body = json.dumps({"ref": "idem-8", "role": "quant"}).encode()
+    request = rf.post(URL, body, content_type="application/json", HTTP_AUTHORIZATION=f"Api-Key {ops_client.key}")
+    # A process died mid-request long ago: its claim was never completed.
+    IdempotencyRecord.objects.create(
+        scope=_scope(request, "k-1"),
+        fingerprint=hashlib.sha256(body).hexdigest(),
+        created_at=timezone.now() - settings.IDEMPOTENCY_ABANDONED_AFTER - timedelta(seconds=1),
+    )
+    response = _post(ops_client, {"ref": "idem-8", "role": "quant"})
+    assert response.status_code == 201
+    assert Account.objects.filter(ref="idem-8").exists()
+    assert _post(ops_client, {"ref": "idem-8", "role": "quant"})["Idempotent-Replayed"] == "true"
