@@ -11,12 +11,16 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from rest_framework.throttling import BaseThrottle
 
 from core.throttling import CACHE_ERRORS
 
 
 def _key(request: HttpRequest) -> str:
-    who = f"{request.META.get('REMOTE_ADDR', '')}|{request.POST.get('username', '').lower()}"
+    # The client's address as the API throttles see it: X-Forwarded-For is trusted only
+    # through the API_NUM_PROXIES proxies the deployment declares.
+    address = BaseThrottle().get_ident(request)  # type: ignore[arg-type]
+    who = f"{address}|{request.POST.get('username', '').lower()}"
     return "admin-login-failures:" + hashlib.sha256(who.encode()).hexdigest()
 
 

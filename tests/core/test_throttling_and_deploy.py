@@ -95,3 +95,21 @@ def test_default_settings_do_warn_under_check_deploy():
     )
     assert result.returncode != 0
     assert "security.W009" in result.stderr + result.stdout
+
+
+def test_admin_login_throttle_keys_on_the_client_behind_a_declared_proxy(client, settings, django_user_model):
+    settings.ADMIN_LOGIN_MAX_FAILURES = 2
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    django_user_model.objects.create_superuser("ops3", "ops@example.com", "right-password-123")
+    for _ in range(2):
+        client.post("/admin/login/", {"username": "ops3", "password": "wrong"}, HTTP_X_FORWARDED_FOR="198.51.100.1")
+    blocked = client.post(
+        "/admin/login/", {"username": "ops3", "password": "right-password-123"}, HTTP_X_FORWARDED_FOR="198.51.100.1"
+    )
+    assert blocked.status_code == 429
+    other_client = client.post(
+        "/admin/login/?next=/admin/",
+        {"username": "ops3", "password": "right-password-123"},
+        HTTP_X_FORWARDED_FOR="198.51.100.2",
+    )
+    assert other_client.status_code == 302
