@@ -1,9 +1,11 @@
 import base64
 import secrets
 import uuid
+from typing import Any
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 
 
@@ -19,11 +21,50 @@ def new_lease_token() -> str:
     return uuid.uuid4().hex
 
 
+class CurrentTransactionId(models.Func):
+    """The id of the transaction running the statement (PostgreSQL); 0 on SQLite.
+
+    On PostgreSQL it is the top-level transaction's id even inside a savepoint, so every
+    event one transaction writes carries the same value.
+    """
+
+    output_field = models.BigIntegerField()
+
+    def as_postgresql(self, compiler: SQLCompiler, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return "pg_current_xact_id()::text::bigint", []
+
+    def as_sqlite(self, compiler: SQLCompiler, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return "0", []
+
+
+class FeedHorizon(models.Func):
+    """PostgreSQL: the oldest transaction id still running when the statement's snapshot was taken.
+
+    Every transaction with a smaller id has committed or rolled back, so no event with a
+    smaller ``xid`` can appear later. The caller's own transaction counts as running.
+    """
+
+    output_field = models.BigIntegerField()
+
+    def as_postgresql(self, compiler: SQLCompiler, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return "pg_snapshot_xmin(pg_current_snapshot())::text::bigint", []
+
+
+class OwnTransactionId(models.Func):
+    """PostgreSQL: the caller's transaction id, or NULL while it has written nothing."""
+
+    output_field = models.BigIntegerField()
+
+    def as_postgresql(self, compiler: SQLCompiler, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return "pg_current_xact_id_if_assigned()::text::bigint", []
+
+
 class Event(models.Model):
     """One thing that happened, written in the same transaction as the change (the outbox).
 
     ``public_id`` is the ``webhook-id`` every receiver sees, stable across retries and
-    identical in the polling feed.
+    identical in the polling feed. ``xid`` is the id of the transaction that wrote the
+    event (shared by every event of that transaction): the feed pages on (xid, id).
     """
 
     public_id = models.CharField(max_length=40, unique=True, default=new_event_id, editable=False)
@@ -33,11 +74,18 @@ class Event(models.Model):
     dispatched_at = models.DateTimeField(
         null=True, blank=True, help_text="When deliveries were created for every subscribed endpoint."
     )
+    xid = models.BigIntegerField(
+        db_default=CurrentTransactionId(),
+        editable=False,
+        db_index=False,
+        help_text="The id of the transaction that wrote the event (0 on SQLite and for events older than it).",
+    )
 
     class Meta:
         ordering = ["id"]
         indexes = [
             models.Index(fields=["id"], name="event_undispatched_idx", condition=Q(dispatched_at__isnull=True)),
+            models.Index(fields=["xid", "id"], name="event_feed_order_idx"),
         ]
 
     def __str__(self) -> str:

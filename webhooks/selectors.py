@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db.models import Prefetch, QuerySet
+from django.db import connections
+from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.models import Account
 from core.errors import FieldError, NotFound
-from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Endpoint, Event
+from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Endpoint, Event, FeedHorizon, OwnTransactionId
 from webhooks.registry import audience_allows
 
 
@@ -47,19 +48,31 @@ def event_feed(
 
     The same events its endpoints receive, minus those its audience checks now
     refuse. Returns (up to ``limit`` events, whether more follow).
+
+    Gapless: events are ordered by (transaction id, id), and on PostgreSQL only
+    events of transactions older than every transaction still running are listed
+    (the caller's own writes excepted), so nothing can later commit before a
+    cursor this feed handed out. SQLite serialises writers: there ``xid`` is 0
+    and the order is the id.
     """
-    events = Event.objects.filter(recipients__account_id=account.pk).order_by("id")
-    if after:
-        after_pk = Event.objects.filter(public_id=after).values_list("pk", flat=True).first()
-        if after_pk is None:
-            raise FieldError("after", "No event with this id; pass the id of the last event you processed.")
-        events = events.filter(pk__gt=after_pk)
+    events = Event.objects.filter(recipients__account_id=account.pk).order_by("xid", "id")
+    if connections[events.db].vendor == "postgresql":
+        events = events.filter(Q(xid__lt=FeedHorizon()) | Q(xid=OwnTransactionId()))
     if types:
         events = events.filter(type__in=list(types))
+    position: tuple[int, int] | None = None
+    if after:
+        position = Event.objects.filter(public_id=after).values_list("xid", "pk").first()
+        if position is None:
+            raise FieldError("after", "No event with this id; pass the id of the last event you processed.")
     found: list[Event] = []
-    cursor = 0
     while True:
-        chunk = list(events.filter(pk__gt=cursor)[: limit + 1])
+        page = events
+        if position is not None:
+            xid, pk = position
+            # (xid, id) > (x, pk); the redundant xid >= x lets PostgreSQL range-scan the index.
+            page = page.filter(Q(xid__gte=xid), Q(xid__gt=xid) | Q(xid=xid, pk__gt=pk))
+        chunk = list(page[: limit + 1])
         for event in chunk:
             if audience_allows(event.type, event.data, account.pk):
                 found.append(event)
@@ -67,4 +80,4 @@ def event_feed(
                     return found[:limit], True
         if len(chunk) <= limit:
             return found, False
-        cursor = chunk[-1].pk
+        position = (chunk[-1].xid, chunk[-1].pk)
