@@ -18,6 +18,10 @@ env = environ.Env()
 env_file = BASE_DIR / ".env"
 if env_file.exists():
     env.read_env(str(env_file))
+# A variable set to an empty value (as `.env.example` lists the optional ones) means
+# "not set": its default applies.
+for _name in [name for name, value in os.environ.items() if value == ""]:
+    del os.environ[_name]
 
 DEBUG = env.bool("DEBUG", default=False)
 

@@ -113,3 +113,21 @@ def test_admin_login_throttle_keys_on_the_client_behind_a_declared_proxy(client,
         HTTP_X_FORWARDED_FOR="198.51.100.2",
     )
     assert other_client.status_code == 302
+
+
+def test_an_empty_setting_in_the_environment_means_its_default():
+    env = {**os.environ, "PRICE_SOURCE": "", "COINCAP_API_KEY": "", "OPS_NOTIFICATION_EMAILS": "", "CACHE_URL": ""}
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.PRICE_SOURCE, s.OPS_NOTIFICATION_EMAILS, s.CACHES['default']['LOCATION'] == s.REDIS_URL)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["synthetic", "[]", "True"]
