@@ -31,4 +31,4 @@ class DatasetDetailApi(APIView):
 
     @extend_schema(responses=DatasetOutputSerializer, tags=["catalog"])
     def get(self, request: Request, symbol: str) -> Response:
-        return Response(DatasetOutputSerializer(selectors.dataset_get(symbol=symbol)).data)
+        return Response(DatasetOutputSerializer(selectors.dataset_detail_get(symbol=symbol)).data)

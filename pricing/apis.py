@@ -18,7 +18,6 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -31,12 +30,12 @@ from rest_framework.views import APIView
 
 from accounts.models import Account
 from accounts.permissions import IsQuant
-from catalog.models import Dataset, Frequency
+from catalog.models import Frequency
+from catalog.selectors import dataset_get
 from core.errors import FieldError, ServiceUnavailable
 from core.pagination import CursorPagination
 from entitlements.selectors import grant_require
 from pricing import selectors, services
-from pricing.models import PriceSyncState
 from pricing.selectors import PricePage, iso_utc
 from pricing.serializers import MarketCapOutputSerializer, PricePageSerializer, ProblemSerializer
 
@@ -69,11 +68,6 @@ class CSVRenderer(BaseRenderer):
 
     def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
         return json.dumps(data).encode()
-
-
-def _dataset_get(symbol: str) -> Dataset:
-    """The dataset and its frequencies (without the catalog's market-cap annotations), or 404."""
-    return get_object_or_404(Dataset.objects.prefetch_related("frequencies"), symbol=symbol.upper())
 
 
 def parse_instant(value: str, field: str) -> datetime:
@@ -173,7 +167,7 @@ class DatasetPricesApi(APIView):
     )
     def get(self, request: Request, symbol: str) -> HttpResponse:
         params = request.query_params
-        dataset = _dataset_get(symbol)
+        dataset = dataset_get(symbol=symbol)
         frequency = params.get("frequency", "")
         offered = [f.frequency for f in dataset.frequencies.all()]
         if not frequency:
@@ -228,12 +222,9 @@ class DatasetPricesApi(APIView):
                 query["format"] = fmt
             next_url = request.build_absolute_uri(request.path) + "?" + urlencode(query)
 
-        states = {
-            s.frequency: s
-            for s in PriceSyncState.objects.filter(
-                dataset=dataset, frequency__in={frequency, selectors.BASE_FREQUENCY[Frequency(frequency)]}
-            )
-        }
+        states = selectors.sync_states_get(
+            dataset=dataset, frequencies={frequency, selectors.BASE_FREQUENCY[Frequency(frequency)]}
+        )
         base_state = states.get(selectors.BASE_FREQUENCY[Frequency(frequency)])
         own_state = states.get(frequency)
         data_as_of = base_state.last_success_at if base_state else None
@@ -345,7 +336,7 @@ class DatasetMarketCapsApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self) -> Any:
-        dataset = _dataset_get(self.kwargs["symbol"])
+        dataset = dataset_get(symbol=self.kwargs["symbol"])
         account = self.request.user
         assert isinstance(account, Account)
         grant_require(account=account, dataset=dataset, frequency=None)

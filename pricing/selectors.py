@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -235,3 +235,10 @@ def market_cap_latest_annotations() -> dict[str, Any]:
         "estimated": "estimated",
     }
     return {f"latest_market_cap_{name}": Subquery(latest.values(field)[:1]) for name, field in fields.items()}
+
+
+def sync_states_get(*, dataset: Dataset, frequencies: Collection[str]) -> dict[str, PriceSyncState]:
+    """The sync state of each of ``frequencies`` that has one, by frequency."""
+    return {
+        state.frequency: state for state in PriceSyncState.objects.filter(dataset=dataset, frequency__in=frequencies)
+    }
