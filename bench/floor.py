@@ -120,7 +120,21 @@ def _deals_wire(cur: Any, rows: list[tuple]) -> list[dict[str, Any]]:
     ):
         items.setdefault(deal_id, []).append((ref, name, price))
     out = []
-    for pk, public_id, name, seller, total, currency, d_type, d_amount, final, status, version, created, updated in rows:
+    for (
+        pk,
+        public_id,
+        name,
+        seller,
+        total,
+        currency,
+        d_type,
+        d_amount,
+        final,
+        status,
+        version,
+        created,
+        updated,
+    ) in rows:
         discount = None
         if d_type and d_amount is not None:
             amount = str(d_amount.quantize(Decimal("0.01"))) if d_type == "percentage" else _money(d_amount, currency)
@@ -217,7 +231,7 @@ def prices(cur: Any, environ: dict[str, Any], query: dict[str, str], symbol: str
         return None
     dataset_id, symbol = dataset
     covered = cur.execute(
-        "SELECT 1 FROM pricing_pricecoverage WHERE dataset_id = %s AND frequency = %s AND start <= %s AND \"end\" >= %s",
+        'SELECT 1 FROM pricing_pricecoverage WHERE dataset_id = %s AND frequency = %s AND start <= %s AND "end" >= %s',
         (dataset_id, frequency, start, end),
     ).fetchone()
     if covered is None:
@@ -277,9 +291,7 @@ def application(environ: dict[str, Any], start_response: Start) -> Iterable[byte
             if answer is None:
                 break
             body, content_type, headers = answer
-            start_response(
-                "200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers]
-            )
+            start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers])
             return [body]
     body = b'{"detail":"not found"}'
     start_response("404 Not Found", [("Content-Type", JSON), ("Content-Length", str(len(body)))])

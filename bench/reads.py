@@ -224,7 +224,7 @@ def main() -> None:
             "every answer checked byte-identical between product and floor",
             flush=True,
         )
-        print(f"| read | connections | product req/s | floor req/s | product / floor | errors (product/floor) |")
+        print("| read | connections | product req/s | floor req/s | product / floor | errors (product/floor) |")
         print("|---|---|---|---|---|---|", flush=True)
         for read in reads:
             for connections in CONNECTIONS:
