@@ -13,6 +13,7 @@ logged): an outage of Redis must not take the API down with it."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -34,7 +35,7 @@ def _window_hit(key: str, window: int, duration: int) -> tuple[int, int]:
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         current, previous = backend.make_and_validate_key(current), backend.make_and_validate_key(previous)
-        client = backend._cache.get_client(current, write=True)
+        client = backend._cache.get_client(current, write=True)  # type: ignore[attr-defined]
         pipe = client.pipeline(transaction=False)
         pipe.incr(current)
         pipe.get(previous)
@@ -51,10 +52,8 @@ def _window_hit(key: str, window: int, duration: int) -> tuple[int, int]:
 
 
 def _window_unhit(key: str, window: int) -> None:
-    try:
+    with contextlib.suppress(ValueError):
         cache.decr(f"{key}:{window}")
-    except ValueError:
-        pass
 
 
 class _SettingsRate:
@@ -83,10 +82,8 @@ class _SettingsRate:
         overlap = 1 - into / self.duration
         if count + before * overlap <= self.num_requests:
             return True
-        try:
+        with contextlib.suppress(*CACHE_ERRORS):
             _window_unhit(key, int(window))
-        except CACHE_ERRORS:
-            pass
         # Wait until enough of the previous window has slid out, or until this window ends.
         if before and count <= self.num_requests:
             needed = (count + before * overlap - self.num_requests) / before
