@@ -23,7 +23,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -34,6 +34,7 @@ from catalog.models import Frequency
 from catalog.selectors import dataset_get
 from core.errors import FieldError, ServiceUnavailable
 from core.pagination import CursorPagination
+from core.renderers import JSONRenderer
 from entitlements.selectors import grant_require
 from pricing import selectors, services
 from pricing.selectors import PricePage, iso_utc

@@ -1,0 +1,48 @@
+"""Django's session, CSRF, authentication and messages middleware, skipped for the API.
+
+The API authenticates every request by its ``Api-Key`` header, keeps no session, sets no
+cookie and shows no flash message; its views are CSRF-exempt. These subclasses pass
+``/api/`` requests straight through, so an API request pays for none of them, and behave
+exactly as Django's for every other path (the admin).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth.middleware import AuthenticationMiddleware as _AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware as _MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware as _SessionMiddleware
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware as _CsrfViewMiddleware
+
+API_PREFIX = "/api/"
+
+
+class _NotForApi:
+    get_response: Callable[[HttpRequest], HttpResponse]
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith(API_PREFIX):
+            return self.get_response(request)
+        return super().__call__(request)  # type: ignore[misc]
+
+
+class SessionMiddleware(_NotForApi, _SessionMiddleware):
+    pass
+
+
+class AuthenticationMiddleware(_NotForApi, _AuthenticationMiddleware):
+    pass
+
+
+class MessageMiddleware(_NotForApi, _MessageMiddleware):
+    pass
+
+
+class CsrfViewMiddleware(_NotForApi, _CsrfViewMiddleware):
+    def process_view(self, request: HttpRequest, callback: Any, callback_args: Any, callback_kwargs: Any) -> Any:
+        if request.path_info.startswith(API_PREFIX):
+            return None
+        return super().process_view(request, callback, callback_args, callback_kwargs)
