@@ -8,7 +8,6 @@ exactly as Django's for every other path (the admin).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.middleware import AuthenticationMiddleware as _AuthenticationMiddleware
@@ -21,7 +20,7 @@ API_PREFIX = "/api/"
 
 
 class _NotForApi:
-    get_response: Callable[[HttpRequest], HttpResponse]
+    get_response: Any
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path_info.startswith(API_PREFIX):
