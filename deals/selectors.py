@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -10,7 +11,7 @@ from django.db.models import QuerySet
 
 from accounts.models import Account, Role
 from core.errors import NotFound
-from deals.models import BuyerAuthorization, Deal
+from deals.models import BuyerAuthorization, Deal, DealItem
 
 
 def deal_list_visible(*, account: Account) -> QuerySet[Deal]:
@@ -21,6 +22,33 @@ def deal_list_visible(*, account: Account) -> QuerySet[Deal]:
     if account.role == Role.BUYER:
         return deals.filter(seller_id__in=BuyerAuthorization.objects.filter(buyer=account).values("seller_id"))
     return deals.none()
+
+
+def deal_rows_visible(*, account: Account) -> QuerySet[Deal, dict[str, Any]]:
+    """The deals ``account`` may see as plain rows (``deals.wire.DEAL_ROW_FIELDS``), for lists."""
+    from deals.wire import DEAL_ROW_FIELDS
+
+    deals = Deal.objects.values(*DEAL_ROW_FIELDS)
+    if account.role == Role.SELLER:
+        return deals.filter(seller=account)
+    if account.role == Role.BUYER:
+        return deals.filter(seller_id__in=BuyerAuthorization.objects.filter(buyer=account).values("seller_id"))
+    return deals.none()
+
+
+def deal_items_by_deal(*, deal_ids: Collection[int]) -> dict[int, list[tuple[str, str, Decimal]]]:
+    """The items of these deals, ``(ref, name, price)`` in position order, by deal id: one query."""
+    items: dict[int, list[tuple[str, str, Decimal]]] = {}
+    if not deal_ids:
+        return items
+    rows = (
+        DealItem.objects.filter(deal_id__in=list(deal_ids))
+        .order_by("deal_id", "position")
+        .values_list("deal_id", "ref", "name", "price")
+    )
+    for deal_id, ref, name, price in rows:
+        items.setdefault(deal_id, []).append((ref, name, price))
+    return items
 
 
 def deal_get_visible(*, account: Account, deal_id: UUID) -> Deal:
