@@ -220,6 +220,10 @@ REST_FRAMEWORK = {
 # Seconds an API key row is reused by a process before it is read again: a key revoked (or an
 # account deactivated) in another process is refused within this time; 0 reads it on every request.
 API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=1.0)
+# The public catalog: seconds a process reuses the answer it built (a change made in another
+# process shows within this time), and the max-age clients and proxies may cache it for.
+CATALOG_CACHE_SECONDS = env.float("CATALOG_CACHE_SECONDS", default=5.0)
+CATALOG_MAX_AGE = env.int("CATALOG_MAX_AGE", default=60)
 API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=100)
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=1000)
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1_000_000)

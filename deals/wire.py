@@ -73,7 +73,9 @@ DEAL_ROW_FIELDS = (
 )
 
 
-def deal_wire_rows(rows: list[dict[str, Any]], items: dict[int, list[tuple[str, str, Decimal]]]) -> list[dict[str, Any]]:
+def deal_wire_rows(
+    rows: list[dict[str, Any]], items: dict[int, list[tuple[str, str, Decimal]]]
+) -> list[dict[str, Any]]:
     """:func:`deal_wire` of plain rows (``DEAL_ROW_FIELDS``) and their items (``ref, name, price``
     by deal id, in position order): the same dicts, without a model instance per row."""
     out = []
