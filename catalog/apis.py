@@ -2,7 +2,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
-from django.http import HttpResponseBase
 from django.utils.http import parse_etags
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
@@ -43,7 +42,7 @@ class DatasetListApi(generics.ListAPIView):
         response = self.list(self.request)
         return response.data
 
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data, etag = catalog_answer(f"list?{request.META.get('QUERY_STRING', '')}", self._build)
         return _cacheable(request, data, etag)
 
