@@ -63,10 +63,11 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Sessions, CSRF, authentication and messages serve the admin; /api/ skips them (core.middleware).
+    # Sessions, authentication and messages serve the admin; /api/ skips them (core.middleware).
+    # CSRF stays Django's own: API views are exempt, so it only reads a flag there.
     "core.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "core.middleware.CsrfViewMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "core.middleware.AuthenticationMiddleware",
     "core.idempotency.IdempotencyMiddleware",
     "core.middleware.MessageMiddleware",

@@ -1,7 +1,7 @@
-"""Django's session, CSRF, authentication and messages middleware, skipped for the API.
+"""Django's session, authentication and messages middleware, skipped for the API.
 
 The API authenticates every request by its ``Api-Key`` header, keeps no session, sets no
-cookie and shows no flash message; its views are CSRF-exempt. These subclasses pass
+cookie and shows no flash message. These subclasses pass
 ``/api/`` requests straight through, so an API request pays for none of them, and behave
 exactly as Django's for every other path (the admin).
 """
@@ -14,7 +14,6 @@ from django.contrib.auth.middleware import AuthenticationMiddleware as _Authenti
 from django.contrib.messages.middleware import MessageMiddleware as _MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware as _SessionMiddleware
 from django.http import HttpRequest, HttpResponse
-from django.middleware.csrf import CsrfViewMiddleware as _CsrfViewMiddleware
 
 API_PREFIX = "/api/"
 
@@ -38,10 +37,3 @@ class AuthenticationMiddleware(_NotForApi, _AuthenticationMiddleware):
 
 class MessageMiddleware(_NotForApi, _MessageMiddleware):
     pass
-
-
-class CsrfViewMiddleware(_NotForApi, _CsrfViewMiddleware):
-    def process_view(self, request: HttpRequest, callback: Any, callback_args: Any, callback_kwargs: Any) -> Any:
-        if request.path_info.startswith(API_PREFIX):
-            return None
-        return super().process_view(request, callback, callback_args, callback_kwargs)

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from accounts.models import Account, Role
@@ -37,15 +38,23 @@ def deal_rows_visible(*, account: Account) -> QuerySet[Deal, dict[str, Any]]:
 
 
 def deal_items_by_deal(*, deal_ids: Collection[int]) -> dict[int, list[tuple[str, str, Decimal]]]:
-    """The items of these deals, ``(ref, name, price)`` in position order, by deal id: one query."""
+    """The items of these deals, ``(ref, name, price)`` in position order, by deal id: one query,
+    the ids sent as one array parameter."""
     items: dict[int, list[tuple[str, str, Decimal]]] = {}
     if not deal_ids:
         return items
-    rows = (
-        DealItem.objects.filter(deal_id__in=list(deal_ids))
-        .order_by("deal_id", "position")
-        .values_list("deal_id", "ref", "name", "price")
-    )
+    table = DealItem._meta.db_table
+    if connection.vendor == "postgresql":
+        sql = f'SELECT deal_id, ref, name, price FROM "{table}" WHERE deal_id = ANY(%s) ORDER BY deal_id, position'  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [list(deal_ids)])
+            rows = cursor.fetchall()
+    else:
+        rows = list(
+            DealItem.objects.filter(deal_id__in=list(deal_ids))
+            .order_by("deal_id", "position")
+            .values_list("deal_id", "ref", "name", "price")
+        )
     for deal_id, ref, name, price in rows:
         items.setdefault(deal_id, []).append((ref, name, price))
     return items
