@@ -61,7 +61,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with receiver.lock:
                     receiver.requests.append((time.monotonic(), {k.lower(): v for k, v in self.headers.items()}, body))
@@ -233,7 +233,7 @@ class Smoke:
             lambda: got if len(got := receiver.received()) >= 2 else None,
             60,
         )
-        (at1, headers1, body1), (at2, headers2, body2) = both[0], both[1]
+        (at1, headers1, _), (at2, headers2, body2) = both[0], both[1]
         print(f"  retry {at2 - at1:.2f} s after the first attempt (answered 200)")
         expect(headers1["webhook-id"] == headers2["webhook-id"], "the retry has another webhook-id")
         event = Webhook(endpoint["secret"]).verify(body2, headers2)
