@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core import apis as core_apis
+from core import views as core_views
 
 api_v1 = [
     path("", include("accounts.urls")),
@@ -14,6 +15,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("", core_views.home, name="home"),
     path("healthz", core_apis.HealthApi.as_view(), name="healthz"),
     path("readyz", core_apis.ReadinessApi.as_view(), name="readyz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

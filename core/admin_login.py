@@ -20,7 +20,7 @@ from core.throttling import CACHE_ERRORS
 def username_normalise(username: str) -> str:
     """The form of a username that the throttle counts under: NFKC, trimmed, case-folded.
 
-    So "Admin", " admin " and the full-width "ａｄｍｉｎ" share one budget of failures.
+    So "Admin", " admin " and "admin" in full-width letters share one budget of failures.
     """
     return unicodedata.normalize("NFKC", username).strip().casefold()
 
