@@ -15,7 +15,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("", core_views.home, name="home"),
+    path("", core_views.HomeView.as_view(), name="home"),
     path("healthz", core_apis.HealthApi.as_view(), name="healthz"),
     path("readyz", core_apis.ReadinessApi.as_view(), name="readyz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

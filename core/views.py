@@ -3,8 +3,10 @@
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views import View
 
 
-def home(request: HttpRequest) -> HttpResponse:
-    base = request.build_absolute_uri("/").rstrip("/")
-    return render(request, "core/home.html", {"base": base, "embedded": settings.EMBEDDED})
+class HomeView(View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        base = request.build_absolute_uri("/").rstrip("/")
+        return render(request, "core/home.html", {"base": base, "embedded": settings.EMBEDDED})
