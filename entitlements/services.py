@@ -563,7 +563,9 @@ def _grant_lock_in_force(grant: Grant, *, now: datetime) -> Grant:
     locked = Grant.objects.select_for_update(of=("self",)).select_related("account", "dataset", "item").get(pk=grant.pk)
     status = grant_effective_status(locked, at=now)
     if status != GrantStatus.ACTIVE:
-        raise Conflict(f"Grant #{locked.pk} is {status}.", code="grant_not_active", grant_id=locked.pk, status=status)
+        raise Conflict(
+            f"Grant #{locked.pk} is {status}.", code="grant_not_active", grant_id=locked.pk, grant_status=status
+        )
     return locked
 
 
