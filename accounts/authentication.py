@@ -9,11 +9,12 @@ from accounts.models import Account, AccountAPIKey
 from accounts.selectors import api_key_for_authentication, api_key_last_used_due
 
 KEYWORD = "Api-Key"
+WRONG_SCHEME = "Unsupported authorization scheme: send `Authorization: Api-Key <key>`."
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """Reads ``Authorization: Api-Key <key>``; unknown, revoked or expired keys and
-    inactive accounts are refused with 401.
+    """Reads ``Authorization: Api-Key <key>``; unknown, revoked or expired keys,
+    inactive accounts and any other scheme (``Bearer``, a bare key) are refused with 401.
 
     The key row comes from a per-process cache at most ``API_KEY_CACHE_SECONDS`` old (a
     revoked key is refused within that time everywhere, at once where it was revoked); the
@@ -26,7 +27,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         keyword, _, key = header.partition(" ")
         if keyword.lower() != KEYWORD.lower():
-            return None
+            raise exceptions.AuthenticationFailed(WRONG_SCHEME)
         key = key.strip()
         if not key or " " in key:
             raise exceptions.AuthenticationFailed("Malformed Api-Key header: expected 'Api-Key <key>'.")
