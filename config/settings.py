@@ -252,6 +252,8 @@ SPECTACULAR_SETTINGS = {
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not (DEBUG or EMBEDDED))
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not (DEBUG or EMBEDDED))
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Load balancers probe the health endpoints over plain HTTP, without X-Forwarded-Proto.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
@@ -272,7 +274,8 @@ LOGGING = {
 COINCAP_BASE_URL = env("COINCAP_BASE_URL", default="https://rest.coincap.io/v3")
 COINCAP_API_KEY = env("COINCAP_API_KEY", default="")
 PRICE_SOURCE = env("PRICE_SOURCE", default="coincap" if COINCAP_API_KEY else "synthetic")
-WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=False)
+# The embedded demo runs on one machine for one person: its webhooks go to URLs on that machine.
+WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=EMBEDDED)
 # Webhooks: outbound timeouts (seconds), response bytes kept per attempt, the retry
 # schedule (seconds between attempts, +/- jitter), the cap on a receiver's Retry-After,
 # how long an endpoint may fail continuously before it is disabled, and the worker lease.
