@@ -1,9 +1,10 @@
 """Checks every request meets before it reaches a view, answered as problem details.
 
 - ``RequestGuardMiddleware``: a NUL byte anywhere in the URL (raw or ``%00``) is a 400;
-  a body declared larger than ``API_MAX_BODY_BYTES`` is a 413 (the server reads and
-  drops the body, so a keep-alive connection stays usable); a query parameter the
-  operation does not declare in the OpenAPI schema is a 400 naming it.
+  a body declared larger than ``API_MAX_BODY_BYTES`` is a 413, and the body is read
+  and dropped (up to ``DRAIN_FACTOR`` times the limit) so the keep-alive connection
+  stays usable; a query parameter the operation does not declare in the OpenAPI
+  schema is a 400 naming it.
 - ``FailureRateLimitMiddleware``: a client address that got more than
   ``API_FAILURE_RATE_LIMIT`` answers 401 (failed authentication) or 404 in the window
   gets 429 with ``Retry-After`` on every request until the window ends.
@@ -56,6 +57,22 @@ def declared_query_parameters() -> dict[tuple[str, str], frozenset[str]]:
     return declared
 
 
+# A body refused with 413 is still read (and dropped) up to this many times the limit, so the
+# server can keep the connection alive; past that it closes the connection instead.
+DRAIN_FACTOR = 16
+
+
+def _drain(request: HttpRequest, length: int, cap: int) -> None:
+    if length > cap:
+        return
+    remaining = length
+    while remaining > 0:
+        chunk = request.read(min(remaining, 64 * 1024))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+
+
 def _schema_path(route: str) -> str:
     return "/" + _ROUTE_PARAMETER.sub(r"{\1}", route)
 
@@ -71,6 +88,7 @@ class RequestGuardMiddleware:
         declared = request.META.get("CONTENT_LENGTH") or ""
         limit = settings.API_MAX_BODY_BYTES
         if declared.isdigit() and int(declared) > limit:
+            _drain(request, int(declared), limit * DRAIN_FACTOR)
             return problem_response(413, "payload_too_large", f"The request body exceeds {limit} bytes.", request)
         return self.get_response(request)
 

@@ -118,10 +118,38 @@ class DatasetPricesApi(APIView):
             ),
             OpenApiParameter("cursor", str, description="Opaque; from the `next` link."),
             OpenApiParameter("format", str, enum=["json", "csv"]),
+            OpenApiParameter(
+                "Link",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description='CSV only: `<url>; rel="next"` while more points follow; the URL keeps `format=csv`.',
+            ),
+            OpenApiParameter(
+                "X-Price-Source",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description="Where the points came from.",
+            ),
+            OpenApiParameter(
+                "X-Data-Complete",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description="`false` when the source failed and only stored points are shown.",
+            ),
+            OpenApiParameter(
+                "X-Data-As-Of",
+                OpenApiTypes.DATETIME,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description="Last successful sync of the underlying series.",
+            ),
         ],
         responses={
             (200, "application/json"): PricePageSerializer,
-            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV: timestamp,price_usd[,partial]"),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="CSV: timestamp,price_usd[,partial]"),
             **_PROBLEMS,
             503: OpenApiResponse(
                 ProblemSerializer, description="price_source_unavailable: the source failed and nothing is stored"
