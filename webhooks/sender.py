@@ -59,6 +59,11 @@ class Sender:
                 threading.Thread(target=self._record_loop, name="webhook-record", daemon=True).start()
             return self._executor
 
+    def in_flight(self) -> int:
+        """Deliveries this process has started or holds in memory and not yet recorded."""
+        with self._lock:
+            return sum(self._inflight.values()) + sum(len(q) for q in self._queued.values())
+
     # --- handing claims over ---------------------------------------------------------
     def send(self, claims: Iterable[Claim], *, wait: bool = False) -> None:
         """Send claimed deliveries. With ``wait`` every attempt is made and recorded on this

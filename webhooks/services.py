@@ -194,6 +194,15 @@ def endpoint_delete(*, endpoint: Endpoint) -> None:
             locked.delete()
 
 
+def recipients_fence(*, account_ids: Iterable[int]) -> None:
+    """In the caller's transaction, hold off attempts to these accounts' endpoints until it ends.
+
+    For a change that takes an audience away: attempts starting meanwhile wait for it
+    and then see it; ``sends_settle`` after the commit waits for those already sent.
+    """
+    list(Endpoint.objects.select_for_update().filter(account_id__in=list(account_ids)).order_by("id").values("pk"))
+
+
 def sends_settle(*, endpoint_ids: Iterable[int] = (), account_ids: Iterable[int] = ()) -> bool:
     """Wait until no attempt to these endpoints (or these accounts' endpoints) is on the wire.
 
