@@ -149,3 +149,12 @@ def deliver_now(settings: pytest.FixtureRequest) -> Callable[..., int]:
         raise AssertionError(f"webhook work still due after {max_rounds} rounds")
 
     return _deliver
+
+
+@pytest.fixture(autouse=True)
+def _broker_backoff_reset() -> Iterator[None]:
+    # A test that made the broker unreachable must not leave the next one skipping it.
+    from webhooks import services as webhook_services
+
+    yield
+    webhook_services._broker_down_until = 0.0

@@ -84,12 +84,24 @@ def _enqueue_dispatch(event_id: int) -> None:
     transaction.on_commit(lambda: task_enqueue(tasks.event_dispatch, event_id))
 
 
+BROKER_BACKOFF_SECONDS = 2.0
+"""After a failed enqueue, how long this process stops trying and leaves new work to the sweeper."""
+
+_broker_down_until = 0.0
+
+
 def task_enqueue(task: Any, *args: Any) -> None:
     """Send a task to the broker; if the broker is unreachable, log it and let the sweeper catch up.
 
     A lost message only costs latency: the rows it would have worked on stay due in
-    the database. The caller's request never fails because of it.
+    the database. The caller's request never fails because of it, and after one
+    failure the process skips the broker for BROKER_BACKOFF_SECONDS, so that writes
+    during an outage do not each wait for a connection attempt.
     """
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        logger.debug("Broker unreachable a moment ago; %s%r is left to the webhook sweeper.", task.name, args)
+        return
     try:
         task.apply_async(
             args=args,
@@ -97,6 +109,7 @@ def task_enqueue(task: Any, *args: Any) -> None:
             retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
         )
     except Exception:
+        _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
         logger.warning("Could not enqueue %s%r; the webhook sweeper will pick the work up.", task.name, args)
 
 
