@@ -10,7 +10,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 TEST_ENV = DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	SECRET_KEY=$${SECRET_KEY:-local-test-secret-key-not-for-production}
 
-.PHONY: install run test lint format bench up down migrations-check clean
+.PHONY: install run admin-password test lint format bench up down migrations-check clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,13 @@ $(BIN)/activate: requirements.txt requirements-dev.txt
 
 install: $(BIN)/activate
 
-run: install  ## embedded demo: SQLite, tasks in-process, http://127.0.0.1:8000/
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+run: install  ## embedded demo: SQLite, tasks and schedules in-process, http://127.0.0.1:8000/
+	env -u DATABASE_URL $(BIN)/python manage.py migrate --noinput
+	env -u DATABASE_URL $(BIN)/python manage.py seed
+	env -u DATABASE_URL $(BIN)/python manage.py demo 127.0.0.1:8000
+
+admin-password: install  ## a new generated password for the embedded demo's admin user
+	env -u DATABASE_URL $(BIN)/python manage.py demo --new-admin-password
 
 test: install  ## full suite against PostgreSQL and Redis
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)

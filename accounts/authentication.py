@@ -8,11 +8,12 @@ from rest_framework.request import Request
 from accounts.models import Account, AccountAPIKey
 
 KEYWORD = "Api-Key"
+WRONG_SCHEME = "Unsupported authorization scheme: send `Authorization: Api-Key <key>`."
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """Reads ``Authorization: Api-Key <key>``; unknown, revoked or expired keys and
-    inactive accounts are refused with 401."""
+    """Reads ``Authorization: Api-Key <key>``; unknown, revoked or expired keys,
+    inactive accounts and any other scheme (``Bearer``, a bare key) are refused with 401."""
 
     def authenticate(self, request: Request) -> tuple[Account, AccountAPIKey] | None:
         header = authentication.get_authorization_header(request).decode("latin-1")
@@ -20,7 +21,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         keyword, _, key = header.partition(" ")
         if keyword.lower() != KEYWORD.lower():
-            return None
+            raise exceptions.AuthenticationFailed(WRONG_SCHEME)
         key = key.strip()
         if not key or " " in key:
             raise exceptions.AuthenticationFailed("Malformed Api-Key header: expected 'Api-Key <key>'.")

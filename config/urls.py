@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from core import apis as core_apis
+from core import views as core_views
 
 api_v1 = [
     path("", include("accounts.urls")),
@@ -14,9 +15,10 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("", core_views.HomeView.as_view(), name="home"),
     path("healthz", core_apis.HealthApi.as_view(), name="healthz"),
     path("readyz", core_apis.ReadinessApi.as_view(), name="readyz"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", core_apis.SchemaApi.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),

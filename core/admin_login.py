@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import unicodedata
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -16,11 +17,19 @@ from rest_framework.throttling import BaseThrottle
 from core.throttling import CACHE_ERRORS
 
 
+def username_normalise(username: str) -> str:
+    """The form of a username that the throttle counts under: NFKC, trimmed, case-folded.
+
+    So "Admin", " admin " and "admin" in full-width letters share one budget of failures.
+    """
+    return unicodedata.normalize("NFKC", username).strip().casefold()
+
+
 def _key(request: HttpRequest) -> str:
     # The client's address as the API throttles see it: X-Forwarded-For is trusted only
     # through the API_NUM_PROXIES proxies the deployment declares.
     address = BaseThrottle().get_ident(request)  # type: ignore[arg-type]
-    who = f"{address}|{request.POST.get('username', '').lower()}"
+    who = f"{address}|{username_normalise(request.POST.get('username', ''))}"
     return "admin-login-failures:" + hashlib.sha256(who.encode()).hexdigest()
 
 

@@ -3,13 +3,15 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import PROBLEM_CONTENT_TYPE, problem
+from core.errors import PROBLEM_CONTENT_TYPE, RETRY_AFTER_UNAVAILABLE, problem
 
 _status_serializer = inline_serializer("HealthStatus", {"status": serializers.CharField()})
 
@@ -74,5 +76,23 @@ class ReadinessApi(APIView):
                 instance=request.path,
                 checks={name: error or "ok" for name, error in checks.items()},
             )
-            return Response(body, status=503, content_type=PROBLEM_CONTENT_TYPE)
+            return Response(
+                body,
+                status=503,
+                content_type=PROBLEM_CONTENT_TYPE,
+                headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)},
+            )
         return Response({"status": "ok", "checks": dict.fromkeys(checks, "ok")})
+
+
+class FormatParameterNegotiation(DefaultContentNegotiation):
+    """Honours ``?format=`` (``json`` or ``yaml``) as well as ``Accept``."""
+
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: str | None = None) -> Any:
+        return super().select_renderer(request, renderers, format_suffix or request.query_params.get("format"))
+
+
+class SchemaApi(SpectacularAPIView):
+    """The OpenAPI schema: YAML by default, JSON with ``?format=json`` or ``Accept: application/json``."""
+
+    content_negotiation_class = FormatParameterNegotiation

@@ -1,9 +1,11 @@
 """One error format for the whole API: RFC 9457 problem details.
 
 Every error body is ``{"type", "title", "status", "detail", "code", "instance"}``
-with ``Content-Type: application/problem+json``; validation errors add
-``errors`` (field -> list of messages). ``code`` is stable and meant for
-machines; ``title`` and ``detail`` are for people.
+with ``Content-Type: application/problem+json``; ``status`` is always the integer
+HTTP status. Validation errors add ``errors``: one flat object, in every app, from a
+dotted field path (``items.1.price``, ``discount.amount``; ``non_field_errors`` for the
+body as a whole) to a list of messages. ``code`` is stable and meant for machines;
+``title`` and ``detail`` are for people. A 503 carries ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -88,6 +90,12 @@ class FieldError(ProblemError):
         super().__init__(f"{field}: {message}", errors={field: [message]})
 
 
+# Members every problem has; an exception's extra members never replace them.
+RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "code", "instance"})
+# Seconds a client is told to wait before retrying a 503.
+RETRY_AFTER_UNAVAILABLE = 30
+
+
 _TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -137,16 +145,39 @@ def problem(
     }
     if instance:
         body["instance"] = instance
+    clashing = RESERVED_MEMBERS.intersection(extra)
+    if clashing:
+        raise ValueError(f"Problem members {sorted(clashing)} are reserved.")
     body.update(extra)
     return body
 
 
-def _flatten(detail: Any) -> Any:
+def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Validation errors as one flat object: dotted field path -> messages.
+
+    ``{"items": [{}, {"price": ["..."]}]}`` becomes ``{"items.1.price": ["..."]}``; errors on
+    an object as a whole stay on its own path (``non_field_errors`` at the top)."""
+    flat: dict[str, list[str]] = {}
     if isinstance(detail, dict):
-        return {key: _flatten(value) for key, value in detail.items()}
-    if isinstance(detail, list):
-        return [_flatten(item) for item in detail]
-    return str(detail)
+        for key, value in detail.items():
+            if key == "non_field_errors":
+                path = prefix or "non_field_errors"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
+            for sub, messages in flatten_errors(value, path).items():
+                flat.setdefault(sub, []).extend(messages)
+    elif isinstance(detail, list) and any(isinstance(value, dict | list) for value in detail):
+        for index, value in enumerate(detail):
+            if not value:
+                continue
+            path = f"{prefix}.{index}" if prefix else str(index)
+            for sub, messages in flatten_errors(value, path).items():
+                flat.setdefault(sub, []).extend(messages)
+    elif isinstance(detail, list):
+        flat.setdefault(prefix or "non_field_errors", []).extend(str(message) for message in detail)
+    else:
+        flat.setdefault(prefix or "non_field_errors", []).append(str(detail))
+    return flat
 
 
 def _validation_summary(errors: Any) -> str:
@@ -178,9 +209,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     if isinstance(exc, ProblemError):
         body = problem(response.status_code, exc.code, str(exc.detail), instance=instance, **exc.extra)
     elif isinstance(exc, exceptions.ValidationError):
-        errors = _flatten(exc.detail)
-        if isinstance(errors, list):
-            errors = {"non_field_errors": errors}
+        errors = flatten_errors(exc.detail)
         body = problem(
             response.status_code,
             "validation_error",
@@ -194,13 +223,18 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         if code is None:
             codes = exc.get_codes()
             code = codes if isinstance(codes, str) else "error"
-        body = problem(response.status_code, code, str(exc.detail), instance=instance)
+        detail = str(exc.detail)
+        if isinstance(exc, exceptions.NotAuthenticated):
+            detail = "Authentication credentials were not provided: send `Authorization: Api-Key <key>`."
+        body = problem(response.status_code, code, detail, instance=instance)
         wait = getattr(exc, "wait", None)
         if isinstance(exc, exceptions.Throttled) and wait is not None:
             body["retry_after"] = int(wait)
 
     response.data = body
     response.content_type = PROBLEM_CONTENT_TYPE
+    if response.status_code == 503 and not response.has_header("Retry-After"):
+        response["Retry-After"] = str(RETRY_AFTER_UNAVAILABLE)
     return response
 
 
@@ -209,7 +243,10 @@ def problem_response(
 ) -> HttpResponse:
     """A plain Django response in the problem format, for code outside DRF views."""
     body = problem(status_code, code, detail, instance=request.path if request else None, **extra)
-    return HttpResponse(json.dumps(body), status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+    response = HttpResponse(json.dumps(body), status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+    if status_code == 503:
+        response["Retry-After"] = str(RETRY_AFTER_UNAVAILABLE)
+    return response
 
 
 def not_found_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -1,29 +1,28 @@
 """Filters shared by the apps' filter sets."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import django_filters
 from django import forms
-from django_filters.fields import IsoDateTimeField
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+
+from core.instants import InstantError, instant_parse
 
 
-class UtcIsoDateTimeField(IsoDateTimeField):
-    """An ISO 8601 instant, converted to UTC.
+class InstantFormField(forms.Field):
+    """An instant read by the API's one parser (``core.instants``): no offset means UTC."""
 
-    Python accepts offsets up to +-23:59 and PostgreSQL only up to +-15:59, so the value
-    reaches the database in UTC; an instant outside the calendar once converted is a
-    validation error naming the parameter, not a server error."""
-
-    def clean(self, value: Any) -> datetime | None:
-        moment = super().clean(value)
-        if moment is None or moment.tzinfo is None:
-            return moment
+    def to_python(self, value: Any) -> datetime | None:
+        if value in self.empty_values:
+            return None
         try:
-            return moment.astimezone(UTC)
-        except OverflowError:
-            raise forms.ValidationError("Out of range once converted to UTC.", code="invalid") from None
+            return instant_parse(str(value))
+        except InstantError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from None
 
 
-class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
-    field_class = UtcIsoDateTimeField
+@extend_schema_field(OpenApiTypes.DATETIME)
+class InstantFilter(django_filters.Filter):
+    field_class = InstantFormField

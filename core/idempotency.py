@@ -2,7 +2,8 @@
 
 A repeated key with the same body gets the first response again (with
 ``Idempotent-Replayed: true``); the same key with another body gets 422; a repeat
-that arrives while the first is still running gets 409. Server errors, 401, 403
+that arrives while the first is still running gets 409. Only callers with an API key on a
+route that exists get a record: anything else runs as if the header were absent. Server errors, 401, 403
 and 429 are not kept, so the client may retry them. A claim whose request never
 answered (its process died) is released after ``IDEMPOTENCY_ABANDONED_AFTER``.
 Records are purged after ``IDEMPOTENCY_KEY_TTL``.
@@ -23,6 +24,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 
 from core.errors import problem_response
@@ -68,6 +70,19 @@ def _release_abandoned(scope: str) -> bool:
     return bool(deleted)
 
 
+def _may_keep(request: HttpRequest) -> bool:
+    """Records are kept only for a route that exists, called with an API key: an anonymous
+    caller, or one probing unknown paths, cannot grow the table. (A key that fails
+    authentication gets 401, whose record is deleted.)"""
+    if not request.META.get("HTTP_AUTHORIZATION", "").lower().startswith("api-key "):
+        return False
+    try:
+        resolve(request.path_info)
+    except Resolver404:
+        return False
+    return True
+
+
 class IdempotencyMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -75,6 +90,8 @@ class IdempotencyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         key = request.META.get(HEADER)
         if request.method != "POST" or key is None or not request.path.startswith("/api/"):
+            return self.get_response(request)
+        if not _may_keep(request):
             return self.get_response(request)
         if not 1 <= len(key) <= 255:
             return problem_response(400, "validation_error", "Idempotency-Key must be 1 to 255 characters.", request)
@@ -94,7 +111,12 @@ class IdempotencyMiddleware:
         except BaseException:
             record.delete()
             raise
-        if response.status_code in NOT_KEPT or response.status_code >= 500 or getattr(response, "streaming", False):
+        if (
+            response.status_code in NOT_KEPT
+            or response.status_code >= 500
+            or getattr(response, "streaming", False)
+            or not getattr(getattr(request, "user", None), "is_authenticated", False)
+        ):
             record.delete()
             return response
         record.status_code = response.status_code

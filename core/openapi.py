@@ -9,7 +9,15 @@ so the schema never disagrees with the server:
   404 where the path names an object, 413/415 where it reads a body, 429 on every
   rate-limited operation (everything under ``/api/v1/``);
 - every POST under ``/api/`` accepts ``Idempotency-Key`` (core.idempotency): 409 while
-  the first request runs, 422 when the key was used with another body.
+  the first request runs, 422 when the key was used with another body; a replayed
+  answer carries ``Idempotent-Replayed``;
+- every operation under ``/api/v1/`` may answer 400 (an undeclared query parameter, a
+  NUL byte in the URL), 413 (a body over the limit) and 429 (rate limits, including
+  the per-address limit on 401 and 404 answers); 429 and 503 carry ``Retry-After``;
+- request bodies carry no ``default``: a generated client would send it on every
+  PATCH, and the server applies its own defaults on create;
+- a nullable reference (``allOf`` of one object, ``nullable``) says ``type: object``,
+  so strict OpenAPI 3.0 tools type it.
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "instance": {"type": "string"},
         "errors": {
             "type": "object",
-            "description": "validation_error only: field -> messages.",
+            "description": "validation_error only: dotted field path (`items.1.price`; `non_field_errors` for "
+            "the body as a whole) or query parameter name -> messages.",
             "additionalProperties": {"type": "array", "items": {"type": "string"}},
         },
         "retry_after": {"type": "integer", "description": "throttled only: seconds to wait."},
@@ -40,7 +49,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 DESCRIPTIONS = {
-    400: "Problem `validation_error` (`errors` names each field) or `parse_error`.",
+    400: "Problem `validation_error` (`errors` maps each dotted field path, or an unknown query parameter, "
+    "to its messages), `parse_error`, or `invalid_url` (a NUL byte in the URL).",
     401: "Problem `not_authenticated` or `authentication_failed`: send `Authorization: Api-Key <key>`.",
     403: "Problem `permission_denied`: this operation is not for your role.",
     404: "Problem `not_found`: nothing you may see lives at this address.",
@@ -48,7 +58,8 @@ DESCRIPTIONS = {
     413: "Problem `payload_too_large`: the body is over the size limit.",
     415: "Problem `unsupported_media_type`: send `application/json`.",
     422: "Problem `idempotency_key_reused`: this Idempotency-Key was sent with another body.",
-    429: "Problem `throttled`: too many requests; `Retry-After` says when to come back.",
+    429: "Problem `throttled`: too many requests, or too many 401/404 answers from this address; "
+    "`Retry-After` says when to come back.",
 }
 
 IDEMPOTENCY_KEY = {
@@ -65,6 +76,63 @@ IDEMPOTENCY_409 = (
 )
 
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
+IDEMPOTENT_REPLAYED = {
+    "Idempotent-Replayed": {
+        "schema": {"type": "string", "enum": ["true"]},
+        "description": "Present when this is the stored answer to an earlier request with the same Idempotency-Key.",
+    }
+}
+SERVERS = [{"url": "/", "description": "The server this schema is served from."}]
+
+
+def _strip_defaults(node: Any) -> None:
+    if isinstance(node, dict):
+        node.pop("default", None)
+        for value in node.values():
+            _strip_defaults(value)
+    elif isinstance(node, list):
+        for value in node:
+            _strip_defaults(value)
+
+
+def _request_components(result: dict[str, Any]) -> set[str]:
+    """Names of the component schemas that request bodies use (directly or nested)."""
+    schemas = result.get("components", {}).get("schemas", {})
+    seen: set[str] = set()
+    stack: list[Any] = [
+        operation.get("requestBody", {})
+        for item in result.get("paths", {}).values()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and method in ("post", "put", "patch")
+    ]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+                name = ref.rsplit("/", 1)[1]
+                if name not in seen and name in schemas:
+                    seen.add(name)
+                    stack.append(schemas[name])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return seen
+
+
+def _type_nullable_objects(node: Any, schemas: dict[str, Any]) -> None:
+    if isinstance(node, dict):
+        parts = node.get("allOf")
+        if node.get("nullable") and "type" not in node and isinstance(parts, list) and len(parts) == 1:
+            ref = parts[0].get("$ref", "") if isinstance(parts[0], dict) else ""
+            target = schemas.get(ref.rsplit("/", 1)[-1], {})
+            if target.get("type") == "object":
+                node["type"] = "object"
+        for value in node.values():
+            _type_nullable_objects(value, schemas)
+    elif isinstance(node, list):
+        for value in node:
+            _type_nullable_objects(value, schemas)
 
 
 def _needs_key(operation: dict[str, Any], schema: dict[str, Any]) -> bool:
@@ -81,7 +149,12 @@ def _error(status: int, description: str | None = None) -> dict[str, Any]:
 
 def problem_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: the shared error answers of every operation."""
-    result.setdefault("components", {}).setdefault("schemas", {}).setdefault("Problem", PROBLEM_SCHEMA)
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("Problem", PROBLEM_SCHEMA)
+    result["servers"] = SERVERS
+    for name in _request_components(result):
+        _strip_defaults(schemas[name].get("properties", {}))
+    _type_nullable_objects(result, schemas)
     for path, item in result.get("paths", {}).items():
         for method, operation in item.items():
             if method not in ("get", "post", "put", "patch", "delete"):
@@ -94,14 +167,16 @@ def problem_responses(result: dict[str, Any], generator: Any, request: Any, publ
 
             has_body = "requestBody" in operation
             wanted: dict[int, str | None] = {}
-            if has_body or any(p["in"] in ("query", "header") for p in parameters):
+            if api or has_body or any(p["in"] in ("query", "header") for p in parameters):
                 wanted[400] = None
             if _needs_key(operation, result):
                 wanted[401] = wanted[403] = None
             if any(p["in"] == "path" for p in parameters):
                 wanted[404] = None
             if has_body:
-                wanted[413] = wanted[415] = None
+                wanted[415] = None
+            if api or has_body:
+                wanted[413] = None
             if api and method == "post":
                 wanted[409] = IDEMPOTENCY_409
                 wanted[422] = None
@@ -113,8 +188,13 @@ def problem_responses(result: dict[str, Any], generator: Any, request: Any, publ
                     responses[str(status)] = _error(status, description)
                 elif status == 409 and description and description not in responses["409"].get("description", ""):
                     responses["409"]["description"] = f"{responses['409'].get('description', '')} Or: {description}"
-            if "429" in responses:
-                responses["429"].setdefault("headers", RETRY_AFTER)
+            for limited in ("429", "503"):
+                if limited in responses:
+                    responses[limited].setdefault("headers", {}).update(RETRY_AFTER)
+            if api and method == "post":
+                for status, response in responses.items():
+                    if status.startswith("2"):
+                        response.setdefault("headers", {}).update(IDEMPOTENT_REPLAYED)
             for status, response in responses.items():
                 if status.isdigit() and int(status) >= 400:
                     _as_problem(response)

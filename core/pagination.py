@@ -1,6 +1,10 @@
 """Pagination shared by every list: a ``results`` array, a ``next`` link and a
 bounded ``?page_size=``. A cursor or page the server did not issue is a 400 that
-names the parameter, never a 404 or a 500."""
+names the parameter, never a 404 or a 500.
+
+One ``page_size`` rule for every list: absent means the list's default; otherwise a
+whole number from 1 to the list's maximum, anything else (``0``, ``abc``, empty, too
+large) a 400 naming ``page_size``."""
 
 from typing import Any
 
@@ -13,6 +17,19 @@ from rest_framework.request import Request
 
 from core.errors import FieldError
 
+
+def page_size_parse(request: Request, *, default: int, maximum: int) -> int:
+    """The page size a request asks for, under the one rule every list follows."""
+    raw = request.query_params.get("page_size")
+    if raw is None:
+        return default
+    text = raw.strip()
+    size = int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else 0
+    if not 1 <= size <= maximum:
+        raise FieldError("page_size", f"Must be a whole number from 1 to {maximum}.")
+    return size
+
+
 CURSOR_MESSAGE = "Not a cursor this endpoint issued; follow the 'next' link as given."
 
 
@@ -22,7 +39,13 @@ class CursorPagination(pagination.CursorPagination):
     page_size = settings.API_PAGE_SIZE
     max_page_size = settings.API_MAX_PAGE_SIZE
     page_size_query_param = "page_size"
+    page_size_query_description = (
+        f"Whole number from 1 to {settings.API_MAX_PAGE_SIZE}; default {settings.API_PAGE_SIZE}."
+    )
     ordering = "-id"
+
+    def get_page_size(self, request: Request) -> int:
+        return page_size_parse(request, default=self.page_size, maximum=self.max_page_size)
 
     def decode_cursor(self, request: Request) -> Any:
         try:
@@ -50,6 +73,12 @@ class PageNumberPagination(pagination.PageNumberPagination):
     page_size = settings.API_PAGE_SIZE
     max_page_size = settings.API_MAX_PAGE_SIZE
     page_size_query_param = "page_size"
+    page_size_query_description = (
+        f"Whole number from 1 to {settings.API_MAX_PAGE_SIZE}; default {settings.API_PAGE_SIZE}."
+    )
+
+    def get_page_size(self, request: Request) -> int:
+        return page_size_parse(request, default=self.page_size, maximum=self.max_page_size)
 
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
         try:

@@ -8,13 +8,11 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import selectors as account_selectors
 from accounts.models import Account
 from accounts.permissions import IsBuyer, IsSeller, IsSellerOrBuyer
 from core.pagination import CursorPagination
@@ -34,29 +32,9 @@ from deals.wire import deal_etag, deal_wire
 _ETAG = re.compile(r'^"(?P<id>[0-9a-f-]{36})\.(?P<version>\d+)"$')
 
 
-def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """DRF's nested errors as dotted paths: ``items.1.price``, ``discount.amount``."""
-    flat: dict[str, list[str]] = {}
-    if isinstance(detail, dict):
-        for key, value in detail.items():
-            path = prefix if key == "non_field_errors" and prefix else (f"{prefix}.{key}" if prefix else str(key))
-            for sub, messages in flatten_errors(value, path).items():
-                flat.setdefault(sub, []).extend(messages)
-    elif isinstance(detail, list) and any(isinstance(value, dict | list) for value in detail):
-        for index, value in enumerate(detail):
-            for sub, messages in flatten_errors(value, f"{prefix}.{index}" if prefix else str(index)).items():
-                flat.setdefault(sub, []).extend(messages)
-    elif isinstance(detail, list):
-        flat[prefix or "non_field_errors"] = [str(message) for message in detail]
-    else:
-        flat[prefix or "non_field_errors"] = [str(detail)]
-    return flat
-
-
 def _validated(serializer_class: type[serializers.Serializer], data: Any, *, partial: bool = False) -> dict[str, Any]:
     serializer = serializer_class(data=data, partial=partial)
-    if not serializer.is_valid():
-        raise ValidationError(flatten_errors(serializer.errors))
+    serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
 
 
@@ -73,6 +51,16 @@ def _if_match_versions(header: str | None, deal_id: UUID) -> frozenset[int] | No
         if match and match["id"] == str(deal_id):
             versions.add(int(match["version"]))
     return frozenset(versions)
+
+
+def _none_match(header: str | None, etag: str) -> bool:
+    """``If-None-Match`` matches ``etag``: ``*``, or any listed tag under weak comparison
+    (RFC 9110 13.1.2: ``W/"x"`` and ``"x"`` are the same tag)."""
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
 
 
 def _deal_response(deal: Deal, status_code: int = status.HTTP_200_OK, **headers: str) -> Response:
@@ -94,7 +82,27 @@ _IF_MATCH = OpenApiParameter(
     "If-Match",
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
-    description="ETag of the version you read; a stale one answers 412 precondition_failed.",
+    description="ETag of the version you read; a stale one answers 412 precondition_failed (strong comparison).",
+)
+_IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="ETags you hold (weak comparison, `W/` accepted) or `*`: 304 when the deal still matches.",
+)
+_ETAG_RESPONSE = OpenApiParameter(
+    "ETag",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    response=[200, 201, 304],
+    description="The deal's version as an entity tag: send it back in If-Match.",
+)
+_LOCATION = OpenApiParameter(
+    "Location",
+    OpenApiTypes.URI,
+    OpenApiParameter.HEADER,
+    response=[201],
+    description="Address of the new deal.",
 )
 
 
@@ -121,6 +129,7 @@ class DealListCreateApi(generics.ListAPIView):
 
     @extend_schema(
         request=DealInputSerializer,
+        parameters=[_ETAG_RESPONSE, _LOCATION],
         responses={201: DealOutputSerializer},
         tags=["deals"],
         description="Post a deal. `seller` is your own ref or omitted. Answers with an `ETag`.",
@@ -138,6 +147,7 @@ class DealDetailApi(APIView):
         return [IsSeller()] if self.request.method == "PATCH" else [IsSellerOrBuyer()]
 
     @extend_schema(
+        parameters=[_IF_NONE_MATCH, _ETAG_RESPONSE],
         responses={200: DealOutputSerializer, 304: OpenApiResponse(description="Not modified (If-None-Match)")},
         tags=["deals"],
         description="A deal you own or whose seller authorised you; any other id is 404.",
@@ -147,15 +157,21 @@ class DealDetailApi(APIView):
         assert isinstance(account, Account)
         deal = selectors.deal_get_visible(account=account, deal_id=deal_id)
         etag = deal_etag(deal)
-        if_none_match = request.headers.get("If-None-Match")
-        if if_none_match and (if_none_match.strip() == "*" or etag in [t.strip() for t in if_none_match.split(",")]):
+        if _none_match(request.headers.get("If-None-Match"), etag):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         return _deal_response(deal)
 
     @extend_schema(
         request=DealInputSerializer,
-        parameters=[_IF_MATCH],
-        responses={200: DealOutputSerializer, 412: PreconditionFailedSerializer},
+        parameters=[_IF_MATCH, _ETAG_RESPONSE],
+        responses={
+            200: DealOutputSerializer,
+            409: OpenApiResponse(
+                description="Problem `deal_sold`: a sold deal cannot change (`changed` lists the fields); "
+                "set its status back to available first, on its own."
+            ),
+            412: PreconditionFailedSerializer,
+        },
         tags=["deals"],
         description=(
             "Change your own deal: any subset of fields, `items` replaced whole. "
@@ -197,17 +213,18 @@ class AuthorizedBuyerListCreateApi(generics.ListAPIView):
         responses={
             201: AuthorizedBuyerOutputSerializer,
             200: AuthorizedBuyerOutputSerializer,
-            404: OpenApiResponse(description="Problem `not_found`: no account has this ref."),
         },
         tags=["deals"],
-        description="Authorise a buyer: 201 when new, 200 when it already was. 400 if the ref is not a buyer, 404 if unknown.",
+        description="Authorise a buyer: 201 when new, 200 when it already was. Any ref that is not a buyer's "
+        "(unknown, or another role) gets the same 400 naming `buyer`, so the answer tells nothing about it.",
     )
     def post(self, request: Request) -> Response:
         data = _validated(AuthorizedBuyerInputSerializer, request.data)
         account = request.user
         assert isinstance(account, Account)
-        buyer = account_selectors.account_get(ref=data["buyer"])
-        authorization, created = services.authorization_create(seller=account, buyer=buyer, actor=account)
+        authorization, created = services.authorization_create_by_ref(
+            seller=account, buyer_ref=data["buyer"], actor=account
+        )
         return Response(
             AuthorizedBuyerOutputSerializer(authorization).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

@@ -3,7 +3,7 @@ from typing import Any
 import django_filters
 from django.db.models import QuerySet
 
-from core.filters import UtcIsoDateTimeFilter
+from core.filters import InstantFilter
 from deals.models import Deal, DealStatus
 
 ORDERINGS = [("-updated_at", "Most recently updated first (default)"), ("updated_at", "Oldest update first")]
@@ -13,7 +13,7 @@ class DealFilter(django_filters.FilterSet):
     seller = django_filters.CharFilter(field_name="seller__ref", help_text="A seller's ref.")
     status = django_filters.ChoiceFilter(choices=DealStatus.choices)
     currency = django_filters.CharFilter(method="filter_currency", help_text="ISO 4217 code, any case.")
-    updated_after = UtcIsoDateTimeFilter(
+    updated_after = InstantFilter(
         field_name="updated_at", lookup_expr="gt", help_text="Only deals updated strictly after this instant."
     )
     min_price = django_filters.NumberFilter(

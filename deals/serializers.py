@@ -8,9 +8,9 @@ from deals.models import DealStatus, DiscountType
 from deals.services import MAX_ITEMS
 
 
-@extend_schema_field({"oneOf": [{"type": "string", "format": "decimal"}, {"type": "number"}], "example": "100.00"})
+@extend_schema_field({"type": "string", "format": "decimal", "example": "100.00"})
 class MoneyField(serializers.Field):
-    """An exact decimal amount given as a JSON number or a string; never converted through float."""
+    """An exact decimal amount, a string in the schema (a JSON number is accepted too); never converted through float."""
 
     default_error_messages = {"invalid": "A decimal number (as a JSON number or a string) is required."}
 
@@ -52,7 +52,10 @@ class DealInputSerializer(serializers.Serializer):
         required=False, allow_null=True, help_text="Must equal the items' sum; omit or null to have it computed."
     )
     discount = DiscountInputSerializer(required=False, allow_null=True)
-    status = serializers.ChoiceField(choices=DealStatus.choices, default=DealStatus.AVAILABLE)
+    # No default here: a default in the schema makes generated clients send it on every PATCH.
+    status = serializers.ChoiceField(
+        choices=DealStatus.choices, required=False, help_text="`available` when a new deal leaves it out."
+    )
     items = DealItemInputSerializer(many=True, allow_empty=True, max_length=MAX_ITEMS)  # type: ignore[call-arg]
 
 

@@ -322,6 +322,18 @@ def authorization_create(*, seller: Account, buyer: Account, actor: Actor) -> tu
     )
 
 
+NO_SUCH_BUYER = "No buyer account has this ref."
+
+
+def authorization_create_by_ref(*, seller: Account, buyer_ref: str, actor: Actor) -> tuple[BuyerAuthorization, bool]:
+    """Authorise the buyer whose ref is ``buyer_ref``. A ref that is unknown and one that
+    belongs to another role get the same error, so a seller learns nothing about it."""
+    buyer = Account.objects.filter(ref=buyer_ref, role=Role.BUYER).first()
+    if buyer is None:
+        raise FieldError("buyer", NO_SUCH_BUYER)
+    return authorization_create(seller=seller, buyer=buyer, actor=actor)
+
+
 def authorization_delete(*, seller: Account, buyer_ref: str) -> None:
     """Take ``seller``'s authorisation away from the buyer: effective for reads and deliveries at once.
 

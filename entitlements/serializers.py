@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from catalog.models import Frequency
 from core.actors import actor_label
+from core.instants import InstantField
 from entitlements.models import AccessRequest, AccessRequestItem, Grant, GrantChange, GrantStatus
 from entitlements.selectors import grant_effective_status
 from entitlements.services import MAX_TRIAL_DAYS, RULE_CANCELLED
@@ -180,7 +181,7 @@ class AccessRequestApproveInputSerializer(serializers.Serializer):
     frequencies = _frequencies_field(
         required=False, default=None, help_text="Items to approve; every pending item when left out."
     )
-    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None, help_text="Trial end.")
+    expires_at = InstantField(required=False, allow_null=True, default=None, help_text="Trial end.")
     trial_days = serializers.IntegerField(
         required=False,
         allow_null=True,
@@ -203,7 +204,7 @@ class GrantCreateInputSerializer(serializers.Serializer):
     account = serializers.CharField(max_length=64, help_text="The quant's account ref.")
     dataset = serializers.CharField(max_length=16)
     frequency = serializers.ChoiceField(choices=Frequency.choices)
-    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    expires_at = InstantField(required=False, allow_null=True, default=None)
     trial_days = serializers.IntegerField(
         required=False, allow_null=True, default=None, min_value=1, max_value=MAX_TRIAL_DAYS
     )
@@ -211,7 +212,7 @@ class GrantCreateInputSerializer(serializers.Serializer):
 
 
 class GrantUpdateInputSerializer(serializers.Serializer):
-    expires_at = serializers.DateTimeField(allow_null=True, help_text="New end of access; null makes it permanent.")
+    expires_at = InstantField(allow_null=True, help_text="New end of access; null makes it permanent.")
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 

@@ -563,7 +563,9 @@ def _grant_lock_in_force(grant: Grant, *, now: datetime) -> Grant:
     locked = Grant.objects.select_for_update(of=("self",)).select_related("account", "dataset", "item").get(pk=grant.pk)
     status = grant_effective_status(locked, at=now)
     if status != GrantStatus.ACTIVE:
-        raise Conflict(f"Grant #{locked.pk} is {status}.", code="grant_not_active", grant_id=locked.pk, status=status)
+        raise Conflict(
+            f"Grant #{locked.pk} is {status}.", code="grant_not_active", grant_id=locked.pk, grant_status=status
+        )
     return locked
 
 
@@ -571,7 +573,7 @@ def _grant_lock_in_force(grant: Grant, *, now: datetime) -> Grant:
 def grant_update_expiry(*, grant: Grant, expires_at: datetime | None, actor: Actor, reason: str = "") -> Grant:
     """Extend or shorten a grant in force (``None`` makes it permanent); the end must stay in the future.
 
-    The expiring notice is re-armed for the new end.
+    The quant gets ``access_grant.updated``; the expiring notice is re-armed for the new end.
     """
     now = timezone.now()
     grant = _grant_lock_in_force(grant, now=now)
@@ -592,6 +594,11 @@ def grant_update_expiry(*, grant: Grant, expires_at: datetime | None, actor: Act
         old_expires_at=old,
         new_expires_at=expires_at,
         **actor_fields(actor, "actor"),
+    )
+    event_publish(
+        event_type="access_grant.updated",
+        data=grant_payload(grant, previous_expires_at=old, reason=reason),
+        recipients=[grant.account_id],
     )
     return grant
 

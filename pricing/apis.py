@@ -33,7 +33,8 @@ from accounts.permissions import IsQuant
 from catalog.models import Frequency
 from catalog.selectors import dataset_get
 from core.errors import FieldError, ServiceUnavailable
-from core.pagination import CursorPagination
+from core.instants import EARLIEST, LATEST, instant_param
+from core.pagination import CursorPagination, page_size_parse
 from entitlements.selectors import grant_require
 from pricing import selectors, services
 from pricing.selectors import PricePage, iso_utc
@@ -46,10 +47,6 @@ DEFAULT_WINDOW = {
     Frequency.MONTH: timedelta(days=5 * 365 + 1),
 }
 TINY = timedelta(microseconds=1)
-# Instants the endpoint accepts: no crypto price predates 1970, and the bounds keep
-# date arithmetic (default windows, cursors) far from datetime's limits.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class PriceSourceUnavailable(ServiceUnavailable):
@@ -70,26 +67,6 @@ class CSVRenderer(BaseRenderer):
         return json.dumps(data).encode()
 
 
-def parse_instant(value: str, field: str) -> datetime:
-    """An ISO 8601 instant with an explicit offset (``Z`` or ``+hh:mm``), as UTC."""
-    text = value.strip()
-    if " " in text and text.count(" ") == 1 and text[-6:-5] == " ":
-        text = text.replace(" ", "+")  # an unencoded '+' of an offset arrives as a space
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise FieldError(field, f"'{value}' is not an ISO 8601 instant, e.g. 2024-01-01T00:00:00Z.") from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise FieldError(field, f"'{value}' has no UTC offset; add 'Z' (UTC), e.g. 2024-01-01T00:00:00Z.")
-    try:
-        in_range = EARLIEST <= moment <= LATEST
-    except OverflowError:
-        in_range = False
-    if not in_range:
-        raise FieldError(field, f"'{value}' is out of range ({EARLIEST:%Y} to {LATEST:%Y}).")
-    return moment.astimezone(UTC)
-
-
 def _cursor_encode(after: datetime) -> str:
     return base64.urlsafe_b64encode(iso_utc(after).encode()).decode().rstrip("=")
 
@@ -103,19 +80,6 @@ def _cursor_decode(value: str) -> datetime:
     if moment.tzinfo is None or not EARLIEST <= moment <= LATEST:
         raise FieldError("cursor", "Not a cursor this endpoint issued; follow the 'next' link as given.")
     return moment.astimezone(UTC)
-
-
-def _page_size(request: Request) -> int:
-    raw = request.query_params.get("page_size")
-    if raw is None or raw == "":
-        return settings.PRICE_PAGE_SIZE
-    try:
-        size = int(raw)
-    except ValueError:
-        size = 0
-    if not 1 <= size <= settings.PRICE_MAX_PAGE_SIZE:
-        raise FieldError("page_size", f"Must be an integer from 1 to {settings.PRICE_MAX_PAGE_SIZE}.")
-    return size
 
 
 _PROBLEMS = {
@@ -138,7 +102,7 @@ class DatasetPricesApi(APIView):
         summary="Price history (JSON or CSV)",
         description=(
             "Points with `start <= timestamp < end`, oldest first. `start`/`end` are ISO 8601 instants "
-            "with an offset (`Z`). Defaults: `end` = now; `start` = `end` minus 30 days (1h), 365 days (1d) "
+            "(a date alone or a time without an offset means UTC). Defaults: `end` = now; `start` = `end` minus 30 days (1h), 365 days (1d) "
             "or 5 years (1mo). Ranges not fetched yet are fetched from the source on demand (a bounded amount "
             "per request; the `next` link continues). CSV with `?format=csv` or `Accept: text/csv`: header row "
             "`timestamp,price_usd` (plus `partial` for 1mo), next page in the `Link` header. Every response "
@@ -146,8 +110,8 @@ class DatasetPricesApi(APIView):
         ),
         parameters=[
             OpenApiParameter("frequency", str, enum=[f.value for f in Frequency], required=True),
-            OpenApiParameter("start", OpenApiTypes.DATETIME, description="Inclusive, UTC ISO 8601 with offset."),
-            OpenApiParameter("end", OpenApiTypes.DATETIME, description="Exclusive, UTC ISO 8601 with offset."),
+            OpenApiParameter("start", OpenApiTypes.DATETIME, description="Inclusive; ISO 8601, no offset means UTC."),
+            OpenApiParameter("end", OpenApiTypes.DATETIME, description="Exclusive; ISO 8601, no offset means UTC."),
             OpenApiParameter(
                 "page_size",
                 int,
@@ -184,11 +148,11 @@ class DatasetPricesApi(APIView):
         grant_require(account=account, dataset=dataset, frequency=frequency)
 
         now = timezone.now()
-        end = parse_instant(params["end"], "end") if params.get("end") else now
-        start = parse_instant(params["start"], "start") if params.get("start") else end - DEFAULT_WINDOW[frequency]
+        end = instant_param(params["end"], "end") if params.get("end") else now
+        start = instant_param(params["start"], "start") if params.get("start") else end - DEFAULT_WINDOW[frequency]
         if start >= end:
             raise FieldError("start", "Must be before end.")
-        page_size = _page_size(request)
+        page_size = page_size_parse(request, default=settings.PRICE_PAGE_SIZE, maximum=settings.PRICE_MAX_PAGE_SIZE)
         after = _cursor_decode(params["cursor"]) if params.get("cursor") else None
         from_ = max(start, after + TINY) if after is not None else start
 
@@ -218,7 +182,7 @@ class DatasetPricesApi(APIView):
                 "page_size": page_size,
                 "cursor": _cursor_encode(next_after),
             }
-            if params.get("format"):
+            if fmt == "csv":
                 query["format"] = fmt
             next_url = request.build_absolute_uri(request.path) + "?" + urlencode(query)
 
@@ -304,11 +268,10 @@ class DatasetPricesApi(APIView):
         return super().finalize_response(request, response, *args, **kwargs)
 
 
-def parse_day(value: str, field: str) -> date:
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise FieldError(field, f"'{value}' is not a date, e.g. 2024-01-31 (a UTC day).") from None
+def _first_day_from(moment: datetime) -> date:
+    """The first UTC day whose 00:00 is at or after ``moment`` (a snapshot is dated at 00:00 UTC)."""
+    day = moment.date()
+    return day if moment == datetime(day.year, day.month, day.day, tzinfo=UTC) else day + timedelta(days=1)
 
 
 class MarketCapPagination(CursorPagination):
@@ -327,8 +290,12 @@ class DatasetMarketCapsApi(generics.ListAPIView):
         operation_id="dataset_market_caps",
         tags=["pricing"],
         parameters=[
-            OpenApiParameter("start", OpenApiTypes.DATE, description="Inclusive UTC day, YYYY-MM-DD."),
-            OpenApiParameter("end", OpenApiTypes.DATE, description="Exclusive UTC day, YYYY-MM-DD."),
+            OpenApiParameter(
+                "start",
+                OpenApiTypes.DATETIME,
+                description="Inclusive; ISO 8601, no offset means UTC. A snapshot is dated at its day's 00:00 UTC.",
+            ),
+            OpenApiParameter("end", OpenApiTypes.DATETIME, description="Exclusive; ISO 8601, no offset means UTC."),
         ],
         responses={200: MarketCapOutputSerializer(many=True), **_PROBLEMS},
     )
@@ -341,8 +308,12 @@ class DatasetMarketCapsApi(generics.ListAPIView):
         assert isinstance(account, Account)
         grant_require(account=account, dataset=dataset, frequency=None)
         params = self.request.query_params
-        start = parse_day(params["start"], "start") if params.get("start") else None
-        end = parse_day(params["end"], "end") if params.get("end") else None
+        start = instant_param(params["start"], "start") if params.get("start") else None
+        end = instant_param(params["end"], "end") if params.get("end") else None
         if start and end and start >= end:
             raise FieldError("start", "Must be before end.")
-        return selectors.market_cap_list(dataset=dataset, start=start, end=end)
+        return selectors.market_cap_list(
+            dataset=dataset,
+            start=_first_day_from(start) if start else None,
+            end=_first_day_from(end) if end else None,
+        )

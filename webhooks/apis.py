@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Account
 from core.errors import FieldError
+from core.pagination import page_size_parse
 from webhooks import selectors, services
 from webhooks.catalog import EVENT_TYPES
 from webhooks.models import Delivery, DeliveryStatus, Endpoint
@@ -183,19 +184,6 @@ class WebhookDeliveryRedeliverApi(APIView):
         return Response(DeliveryOutputSerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 
-def _page_size(request: Request) -> int:
-    raw = request.query_params.get("page_size")
-    if raw is None:
-        return int(settings.API_PAGE_SIZE)
-    try:
-        size = int(raw)
-    except ValueError:
-        raise FieldError("page_size", "Must be a whole number.") from None
-    if size < 1:
-        raise FieldError("page_size", "Must be at least 1.")
-    return min(size, int(settings.API_MAX_PAGE_SIZE))
-
-
 class EventListApi(APIView):
     @extend_schema(
         tags=TAGS,
@@ -205,7 +193,11 @@ class EventListApi(APIView):
             OpenApiParameter(
                 "type", OpenApiTypes.STR, many=True, enum=list(EVENT_TYPES), description="Only these types."
             ),
-            OpenApiParameter("page_size", OpenApiTypes.INT),
+            OpenApiParameter(
+                "page_size",
+                OpenApiTypes.INT,
+                description=f"Whole number from 1 to {settings.API_MAX_PAGE_SIZE}; default {settings.API_PAGE_SIZE}.",
+            ),
         ],
         responses=EventFeedOutputSerializer,
     )
@@ -215,7 +207,7 @@ class EventListApi(APIView):
         unknown = [t for t in types if t not in EVENT_TYPES]
         if unknown:
             raise FieldError("type", f"Unknown event type(s): {', '.join(unknown)}.")
-        limit = _page_size(request)
+        limit = page_size_parse(request, default=settings.API_PAGE_SIZE, maximum=settings.API_MAX_PAGE_SIZE)
         events, has_more = selectors.event_feed(account=_account(request), after=after, types=types, limit=limit)
         cursor = events[-1].public_id if events else after
         next_url = replace_query_param(request.build_absolute_uri(), "after", cursor) if has_more and cursor else None

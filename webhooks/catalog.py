@@ -8,6 +8,7 @@ EVENT_TYPES: dict[str, str] = {
     "access_request.created": "A quant asked for access to a dataset (sent to Ops).",
     "access_request.decided": "Items of an access request were approved or refused (sent to the quant).",
     "access_grant.created": "Access to a dataset frequency was granted.",
+    "access_grant.updated": "A grant's end moved: extended, shortened or made permanent (sent to the quant).",
     "access_grant.revoked": "A grant was revoked.",
     "access_grant.expired": "A time-limited grant ended.",
     "access_grant.expiring": "A time-limited grant ends soon.",

@@ -126,7 +126,8 @@ def url_check(url: str, *, allow_private: bool) -> None:
             where = "" if literal is not None else f" (what {host!r} resolves to)"
             raise UrlNotAllowed(
                 f"{address}{where} is a private, loopback, link-local, multicast, reserved or cloud-metadata "
-                "address; webhooks are only sent to public addresses."
+                "address; webhooks are only sent to public addresses unless the server sets "
+                "WEBHOOKS_ALLOW_PRIVATE_URLS=true (for local demos and tests)."
             )
 
 

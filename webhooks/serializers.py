@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from core.instants import InstantField
 from webhooks.catalog import EVENT_TYPES
 from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
 from webhooks.services import envelope
@@ -105,7 +106,7 @@ class DeliveryOutputSerializer(serializers.ModelSerializer):
 
 
 class RedeliverFailedInputSerializer(serializers.Serializer):
-    since = serializers.DateTimeField(help_text="Redeliver the failed deliveries created at or after this time.")
+    since = InstantField(help_text="Redeliver the failed deliveries created at or after this time.")
 
 
 class RedeliverFailedOutputSerializer(serializers.Serializer):

@@ -45,6 +45,20 @@ def test_admin_login_is_throttled_after_repeated_failures(client, settings, djan
     assert "Retry-After" in response
 
 
+def test_admin_login_throttle_counts_every_spelling_of_a_username_together(client, settings, django_user_model):
+    settings.ADMIN_LOGIN_MAX_FAILURES = 3
+    django_user_model.objects.create_superuser("opsx", "ops@example.com", "right-password-123")
+    # Spaces, capitals and full-width letters (NFKC folds them) are one username to the throttle.
+    for spelling in [" opsx", "OPSX ", "\uff4f\uff50\uff53\uff58"]:
+        response = client.post("/admin/login/", {"username": spelling, "password": "wrong"})
+        assert response.status_code == 200
+    response = client.post("/admin/login/", {"username": "opsx", "password": "right-password-123"})
+    assert response.status_code == 429
+    # Another username from the same address still has its own budget.
+    django_user_model.objects.create_superuser("other", "o@example.com", "right-password-123")
+    assert client.post("/admin/login/", {"username": "other", "password": "right-password-123"}).status_code == 302
+
+
 def test_admin_login_succeeds_below_the_limit(client, django_user_model):
     django_user_model.objects.create_superuser("ops2", "ops@example.com", "right-password-123")
     client.post("/admin/login/", {"username": "ops2", "password": "wrong"})

@@ -241,14 +241,19 @@ def test_authorised_buyers_and_sellers_lists(seller_client, other_seller_client,
     assert {s["seller"] for s in sellers} == {seller_client.account.ref, other_seller_client.account.ref}
 
 
-def test_authorising_a_non_buyer_is_400_and_an_unknown_ref_404(seller_client, other_seller_client):
-    response = seller_client.post(AUTHORIZED_BUYERS, {"buyer": other_seller_client.account.ref}, format="json")
-    assert response.status_code == 400
-    assert "buyer" in response.json()["errors"]
-
-    response = seller_client.post(AUTHORIZED_BUYERS, {"buyer": "nobody-here"}, format="json")
-    assert response.status_code == 404
-    assert response.json()["code"] == "not_found"
+def test_authorising_a_ref_that_is_not_a_buyer_answers_alike_whether_it_exists_or_not(
+    seller_client, other_seller_client, ops_client
+):
+    """The answer reveals neither whether an account has the ref nor its role."""
+    answers = []
+    for ref in (other_seller_client.account.ref, ops_client.account.ref, "nobody-here"):
+        response = seller_client.post(AUTHORIZED_BUYERS, {"buyer": ref}, format="json")
+        body = response.json()
+        body.pop("instance", None)
+        answers.append((response.status_code, body))
+    assert answers[0][0] == 400
+    assert answers[0][1]["errors"] == {"buyer": ["No buyer account has this ref."]}
+    assert answers[0] == answers[1] == answers[2]
 
 
 def test_deleting_an_authorisation_that_does_not_exist_is_404(seller_client, buyer_client):

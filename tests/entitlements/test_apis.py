@@ -515,6 +515,17 @@ def test_extend_shorten_and_make_permanent(quant_client, ops_client, catalog):
     ]
     assert response.json()["changes"][1]["reason"] == "Extended trial"
     assert quant_client.get(ENTITLEMENTS).json()["results"][0]["expires_at"] is None
+    # Each move of the end told the quant, over their own events feed too.
+    updated = events("access_grant.updated")
+    assert [recipient_ids(e) for e in updated] == [{quant_client.account.pk}] * 3
+    assert [(e.data["previous_expires_at"] is None, e.data["expires_at"] is None) for e in updated] == [
+        (False, False),
+        (False, False),
+        (False, True),
+    ]
+    assert updated[0].data["reason"] == "Extended trial"
+    feed = quant_client.get("/api/v1/events", {"type": "access_grant.updated"}).json()["results"]
+    assert [e["data"]["id"] for e in feed] == [grant["id"]] * 3
     response = ops_client.patch(url, {"expires_at": "2001-01-01T00:00:00Z"})
     assert response.status_code == 400
     assert "expires_at" in response.json()["errors"]

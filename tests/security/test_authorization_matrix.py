@@ -37,7 +37,8 @@ CALLERS = (ANON, QUANT, OPS, SELLER, BUYER, OTHER)
 
 # route -> method -> (anonymous, quant, ops, seller, buyer[, other])
 MATRIX: dict[str, dict[str, tuple[int, ...]]] = {
-    # --- health, schema, docs: public ---------------------------------------------------
+    # --- start page, health, schema, docs: public ----------------------------------------
+    "/": {"GET": (200, 200, 200, 200, 200)},
     "/healthz": {"GET": (200, 200, 200, 200, 200)},
     "/readyz": {"GET": (200, 200, 200, 200, 200)},
     "/api/schema/": {"GET": (200, 200, 200, 200, 200)},
