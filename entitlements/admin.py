@@ -436,10 +436,13 @@ class AccessRequestAdmin(AuditHistoryMixin, admin.ModelAdmin):
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         access_request = self.get_object(request, object_id)
-        context = dict(extra_context or {})
+        context = {"title": "Decide access request", **(extra_context or {})}
         if access_request is not None:
             context.update(self._decision_context(request, access_request))
         return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return super().changelist_view(request, extra_context={"title": "Access requests", **(extra_context or {})})
 
     def _decision_context(self, request: HttpRequest, access_request: AccessRequest) -> dict[str, Any]:
         account = access_request.account
