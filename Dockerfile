@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-
 # --- build: wheels for every pinned dependency ----------------------------------
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /build
@@ -23,6 +21,6 @@ RUN DATABASE_URL=postgres://build@localhost/build SECRET_KEY=collectstatic-only 
     python manage.py collectstatic --noinput --verbosity 0
 USER 10001:10001
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=3s --start-period=20s \
-    CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", "--worker-class", "gthread", "--access-logfile", "-"]
+# No HEALTHCHECK here: web, workers and beat run this one image, and each needs its
+# own probe (docker-compose.yml, the ECS task definitions).
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", "--worker-class", "gthread", "--access-logfile", "-", "--no-control-socket"]

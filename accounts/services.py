@@ -109,3 +109,21 @@ def account_role_change(*, account: Account, role: str, actor: Actor, reason: st
     account.save(update_fields=["role", "updated_at"])
     audit_log(obj=account, action="role changed", actor=actor, message=f"Role {old} -> {role}.", reason=reason)
     return account
+
+
+def api_key_mark_used(*, api_key: AccountAPIKey, now: datetime) -> bool:
+    """Record that ``api_key`` was used at ``now``, at most one write per key per minute across
+    every process: the row is only written when its ``last_used_at`` is a minute old or unset.
+    Returns whether this call wrote it."""
+    from django.db.models import Q
+
+    from accounts.selectors import LAST_USED_EVERY
+
+    written = (
+        AccountAPIKey.objects.filter(pk=api_key.pk)
+        .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_EVERY))
+        .update(last_used_at=now)
+    )
+    # Cached copies see the new value too, so this process does not try again for a minute.
+    api_key.last_used_at = now
+    return bool(written)
