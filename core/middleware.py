@@ -8,6 +8,10 @@
 - ``FailureRateLimitMiddleware``: a client address that got more than
   ``API_FAILURE_RATE_LIMIT`` answers 401 (failed authentication) or 404 in the window
   gets 429 with ``Retry-After`` on every request until the window ends.
+- ``SessionMiddleware``, ``AuthenticationMiddleware``, ``MessageMiddleware``: Django's,
+  skipped for ``/api/``. The API authenticates every request by its ``Api-Key`` header,
+  keeps no session, sets no cookie and shows no flash message, so an API request pays for
+  none of them; every other path (the admin) gets Django's behaviour unchanged.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
+from django.contrib.auth.middleware import AuthenticationMiddleware as _AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware as _MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware as _SessionMiddleware
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
@@ -142,3 +149,27 @@ class FailureRateLimitMiddleware:
                 cache.add(key, 0, window)
                 cache.incr(key)
         return response
+
+
+API_PREFIX = "/api/"
+
+
+class _NotForApi:
+    get_response: Any
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith(API_PREFIX):
+            return self.get_response(request)
+        return super().__call__(request)  # type: ignore[misc]
+
+
+class SessionMiddleware(_NotForApi, _SessionMiddleware):
+    pass
+
+
+class AuthenticationMiddleware(_NotForApi, _AuthenticationMiddleware):
+    pass
+
+
+class MessageMiddleware(_NotForApi, _MessageMiddleware):
+    pass
