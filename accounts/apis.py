@@ -26,6 +26,7 @@ class MeApi(APIView):
         return Response(AccountOutputSerializer(request.user).data)
 
 
+@extend_schema(tags=["ops"])
 class OpsAccountListCreateApi(generics.ListAPIView):
     permission_classes = [IsOps]
     serializer_class = AccountOutputSerializer
@@ -59,6 +60,7 @@ class OpsAccountDetailApi(APIView):
         return Response(AccountOutputSerializer(account).data)
 
 
+@extend_schema(tags=["ops"])
 class OpsApiKeyListCreateApi(generics.ListAPIView):
     permission_classes = [IsOps]
     serializer_class = ApiKeyOutputSerializer

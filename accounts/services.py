@@ -74,3 +74,21 @@ def api_key_revoke(*, api_key: AccountAPIKey) -> AccountAPIKey:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked", "revoked_at"])
     return api_key
+
+
+def api_key_mark_used(*, api_key: AccountAPIKey, now: datetime) -> bool:
+    """Record that ``api_key`` was used at ``now``, at most one write per key per minute across
+    every process: the row is only written when its ``last_used_at`` is a minute old or unset.
+    Returns whether this call wrote it."""
+    from django.db.models import Q
+
+    from accounts.selectors import LAST_USED_EVERY
+
+    written = (
+        AccountAPIKey.objects.filter(pk=api_key.pk)
+        .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_EVERY))
+        .update(last_used_at=now)
+    )
+    # Cached copies see the new value too, so this process does not try again for a minute.
+    api_key.last_used_at = now
+    return bool(written)

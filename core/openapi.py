@@ -16,8 +16,8 @@ so the schema never disagrees with the server:
   the per-address limit on 401 and 404 answers); 429 and 503 carry ``Retry-After``;
 - request bodies carry no ``default``: a generated client would send it on every
   PATCH, and the server applies its own defaults on create;
-- a nullable reference (``allOf`` of one object, ``nullable``) says ``type: object``,
-  so strict OpenAPI 3.0 tools type it.
+- a nullable reference is ``oneOf`` the object and a typed null, so strict OpenAPI 3.0
+  tools both type it and accept null.
 """
 
 from __future__ import annotations
@@ -120,14 +120,21 @@ def _request_components(result: dict[str, Any]) -> set[str]:
     return seen
 
 
+NULL_OBJECT = {"type": "object", "nullable": True, "enum": [None]}
+
+
 def _type_nullable_objects(node: Any, schemas: dict[str, Any]) -> None:
+    """``{allOf: [$ref], nullable: true}`` (which OpenAPI 3.0 validators refuse null for, and
+    which has no type) becomes ``{oneOf: [$ref, {type: object, nullable: true, enum: [null]}]}``:
+    every branch typed, and null valid."""
     if isinstance(node, dict):
         parts = node.get("allOf")
         if node.get("nullable") and "type" not in node and isinstance(parts, list) and len(parts) == 1:
             ref = parts[0].get("$ref", "") if isinstance(parts[0], dict) else ""
             target = schemas.get(ref.rsplit("/", 1)[-1], {})
             if target.get("type") == "object":
-                node["type"] = "object"
+                del node["allOf"], node["nullable"]
+                node["oneOf"] = [parts[0], dict(NULL_OBJECT)]
         for value in node.values():
             _type_nullable_objects(value, schemas)
     elif isinstance(node, list):
