@@ -6,6 +6,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from accounts.models import Account, AccountAPIKey
+from accounts.selectors import api_key_for_authentication, api_key_last_used_due
 
 KEYWORD = "Api-Key"
 WRONG_SCHEME = "Unsupported authorization scheme: send `Authorization: Api-Key <key>`."
@@ -13,7 +14,12 @@ WRONG_SCHEME = "Unsupported authorization scheme: send `Authorization: Api-Key <
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """Reads ``Authorization: Api-Key <key>``; unknown, revoked or expired keys,
-    inactive accounts and any other scheme (``Bearer``, a bare key) are refused with 401."""
+    inactive accounts and any other scheme (``Bearer``, a bare key) are refused with 401.
+
+    The key row comes from a per-process cache at most ``API_KEY_CACHE_SECONDS`` old (a
+    revoked key is refused within that time everywhere, at once where it was revoked); the
+    SHA-512 check and the expiry check run on every request. ``last_used_at`` is written at
+    most once a minute per key."""
 
     def authenticate(self, request: Request) -> tuple[Account, AccountAPIKey] | None:
         header = authentication.get_authorization_header(request).decode("latin-1")
@@ -26,13 +32,18 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if not key or " " in key:
             raise exceptions.AuthenticationFailed("Malformed Api-Key header: expected 'Api-Key <key>'.")
         prefix, _, _ = key.partition(".")
-        api_key = AccountAPIKey.objects.select_related("account").filter(prefix=prefix, revoked=False).first()
+        api_key = api_key_for_authentication(prefix=prefix)
         if api_key is None or not api_key.is_valid(key):
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
-        if api_key.expiry_date is not None and api_key.expiry_date <= timezone.now():
+        now = timezone.now()
+        if api_key.expiry_date is not None and api_key.expiry_date <= now:
             raise exceptions.AuthenticationFailed("This API key has expired.")
         if not api_key.account.is_active:
             raise exceptions.AuthenticationFailed("This account is inactive.")
+        if api_key_last_used_due(api_key=api_key, now=now):
+            from accounts.services import api_key_mark_used  # services import DRF, which imports this
+
+            api_key_mark_used(api_key=api_key, now=now)
         return api_key.account, api_key
 
     def authenticate_header(self, request: Request) -> str:

@@ -1,7 +1,18 @@
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.models import Account, AccountAPIKey
+
+# prefix -> (monotonic time loaded, the unrevoked key with its account). Per process.
+_api_keys: dict[str, tuple[float, AccountAPIKey]] = {}
+_API_KEYS_MAX = 10_000
+LAST_USED_EVERY = timedelta(minutes=1)
 
 
 def account_list() -> QuerySet[Account]:
@@ -22,3 +33,40 @@ def api_key_get(*, account: Account, prefix: str) -> AccountAPIKey:
 
 def accounts_with_role(*, role: str) -> QuerySet[Account]:
     return Account.objects.filter(role=role, is_active=True)
+
+
+def api_key_for_authentication(*, prefix: str) -> AccountAPIKey | None:
+    """The unrevoked key with ``prefix`` and its account, as the database had it at most
+    ``API_KEY_CACHE_SECONDS`` ago in this process (0: always read now).
+
+    A key revoked or an account deactivated elsewhere is refused by every process within
+    that time; in the process that made the change, at once (see ``api_key_cache_forget``).
+    Only keys that exist are kept, so unknown prefixes cannot grow the cache.
+    """
+    ttl = settings.API_KEY_CACHE_SECONDS
+    now = time.monotonic()
+    entry = _api_keys.get(prefix)
+    if entry is not None and now - entry[0] < ttl:
+        return entry[1]
+    api_key = AccountAPIKey.objects.select_related("account").filter(prefix=prefix, revoked=False).first()
+    if api_key is None:
+        _api_keys.pop(prefix, None)
+        return None
+    if ttl > 0:
+        if len(_api_keys) >= _API_KEYS_MAX:
+            _api_keys.clear()
+        _api_keys[prefix] = (now, api_key)
+    return api_key
+
+
+def api_key_cache_forget(*, prefix: str | None = None) -> None:
+    """Drop one key (or every key) from this process's authentication cache."""
+    if prefix is None:
+        _api_keys.clear()
+    else:
+        _api_keys.pop(prefix, None)
+
+
+def api_key_last_used_due(*, api_key: AccountAPIKey, now: datetime) -> bool:
+    """Whether a use of ``api_key`` at ``now`` should be written: at most once a minute."""
+    return api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_EVERY

@@ -1,15 +1,29 @@
+from typing import Any
+
+from django.conf import settings
 from django.db.models import QuerySet
+from django.utils.http import parse_etags
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics
+from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog import selectors
+from catalog.cache import catalog_answer
 from catalog.models import Dataset
 from catalog.serializers import DatasetOutputSerializer
 from core.pagination import PageNumberPagination
+
+
+def _cacheable(request: Request, data: Any, etag: str) -> Response:
+    """The public answer with its ETag and Cache-Control; 304 when the client has it already."""
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={settings.CATALOG_MAX_AGE}"}
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match and (if_none_match.strip() == "*" or etag in parse_etags(if_none_match)):
+        return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(data, headers=headers)
 
 
 @extend_schema(tags=["catalog"])
@@ -24,6 +38,14 @@ class DatasetListApi(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[Dataset]:
         return selectors.dataset_list()
 
+    def _build(self) -> Any:
+        response = self.list(self.request)
+        return response.data
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data, etag = catalog_answer(f"list?{request.META.get('QUERY_STRING', '')}", self._build)
+        return _cacheable(request, data, etag)
+
 
 class DatasetDetailApi(APIView):
     authentication_classes: list = []
@@ -31,4 +53,8 @@ class DatasetDetailApi(APIView):
 
     @extend_schema(responses=DatasetOutputSerializer, tags=["catalog"])
     def get(self, request: Request, symbol: str) -> Response:
-        return Response(DatasetOutputSerializer(selectors.dataset_detail_get(symbol=symbol)).data)
+        data, etag = catalog_answer(
+            f"detail:{symbol.upper()}",
+            lambda: DatasetOutputSerializer(selectors.dataset_detail_get(symbol=symbol)).data,
+        )
+        return _cacheable(request, data, etag)

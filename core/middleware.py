@@ -1,12 +1,17 @@
 """Checks every request meets before it reaches a view, answered as problem details.
 
 - ``RequestGuardMiddleware``: a NUL byte anywhere in the URL (raw or ``%00``) is a 400;
-  a body declared larger than ``API_MAX_BODY_BYTES`` is a 413 (the server reads and
-  drops the body, so a keep-alive connection stays usable); a query parameter the
-  operation does not declare in the OpenAPI schema is a 400 naming it.
+  a body declared larger than ``API_MAX_BODY_BYTES`` is a 413, and the body is read
+  and dropped (up to ``DRAIN_FACTOR`` times the limit) so the keep-alive connection
+  stays usable; a query parameter the operation does not declare in the OpenAPI
+  schema is a 400 naming it.
 - ``FailureRateLimitMiddleware``: a client address that got more than
   ``API_FAILURE_RATE_LIMIT`` answers 401 (failed authentication) or 404 in the window
   gets 429 with ``Retry-After`` on every request until the window ends.
+- ``SessionMiddleware``, ``AuthenticationMiddleware``, ``MessageMiddleware``: Django's,
+  skipped for ``/api/``. The API authenticates every request by its ``Api-Key`` header,
+  keeps no session, sets no cookie and shows no flash message, so an API request pays for
+  none of them; every other path (the admin) gets Django's behaviour unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
+from django.contrib.auth.middleware import AuthenticationMiddleware as _AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware as _MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware as _SessionMiddleware
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
@@ -49,6 +57,22 @@ def declared_query_parameters() -> dict[tuple[str, str], frozenset[str]]:
     return declared
 
 
+# A body refused with 413 is still read (and dropped) up to this many times the limit, so the
+# server can keep the connection alive; past that it closes the connection instead.
+DRAIN_FACTOR = 16
+
+
+def _drain(request: HttpRequest, length: int, cap: int) -> None:
+    if length > cap:
+        return
+    remaining = length
+    while remaining > 0:
+        chunk = request.read(min(remaining, 64 * 1024))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+
+
 def _schema_path(route: str) -> str:
     return "/" + _ROUTE_PARAMETER.sub(r"{\1}", route)
 
@@ -64,6 +88,7 @@ class RequestGuardMiddleware:
         declared = request.META.get("CONTENT_LENGTH") or ""
         limit = settings.API_MAX_BODY_BYTES
         if declared.isdigit() and int(declared) > limit:
+            _drain(request, int(declared), limit * DRAIN_FACTOR)
             return problem_response(413, "payload_too_large", f"The request body exceeds {limit} bytes.", request)
         return self.get_response(request)
 
@@ -124,3 +149,27 @@ class FailureRateLimitMiddleware:
                 cache.add(key, 0, window)
                 cache.incr(key)
         return response
+
+
+API_PREFIX = "/api/"
+
+
+class _NotForApi:
+    get_response: Any
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith(API_PREFIX):
+            return self.get_response(request)
+        return super().__call__(request)  # type: ignore[misc]
+
+
+class SessionMiddleware(_NotForApi, _SessionMiddleware):
+    pass
+
+
+class AuthenticationMiddleware(_NotForApi, _AuthenticationMiddleware):
+    pass
+
+
+class MessageMiddleware(_NotForApi, _MessageMiddleware):
+    pass

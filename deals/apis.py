@@ -27,7 +27,7 @@ from deals.serializers import (
     DealOutputSerializer,
     PreconditionFailedSerializer,
 )
-from deals.wire import deal_etag, deal_wire
+from deals.wire import deal_etag, deal_wire, deal_wire_rows
 
 _ETAG = re.compile(r'^"(?P<id>[0-9a-f-]{36})\.(?P<version>\d+)"$')
 
@@ -116,16 +116,20 @@ class DealListCreateApi(generics.ListAPIView):
     def get_permissions(self) -> list[BasePermission]:
         return [IsSeller()] if self.request.method == "POST" else [IsSellerOrBuyer()]
 
-    def get_queryset(self) -> QuerySet[Deal]:
+    def get_queryset(self) -> QuerySet[Deal, Any]:
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return Deal.objects.none()
         account = self.request.user
         assert isinstance(account, Account)
-        return selectors.deal_list_visible(account=account)
+        return selectors.deal_rows_visible(account=account)
 
     @extend_schema(tags=["deals"])
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
+        # Plain rows in, wire dicts out: no model instance or serializer per deal.
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        assert page is not None
+        items = selectors.deal_items_by_deal(deal_ids=[row["id"] for row in page])
+        return self.get_paginated_response(deal_wire_rows(page, items))
 
     @extend_schema(
         request=DealInputSerializer,

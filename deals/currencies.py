@@ -49,4 +49,10 @@ def minor_unit(currency: str) -> int:
 
 def quantum(currency: str) -> Decimal:
     """The smallest amount of ``currency``: Decimal('0.01') for GBP, Decimal('1') for JPY."""
-    return Decimal(1).scaleb(-MINOR_UNITS[currency])
+    try:
+        return _QUANTA[currency]
+    except KeyError:
+        return Decimal(1).scaleb(-MINOR_UNITS[currency])
+
+
+_QUANTA: dict[str, Decimal] = {code: Decimal(1).scaleb(-digits) for code, digits in MINOR_UNITS.items()}

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from accounts.models import Account, Role
 from core.errors import NotFound
-from deals.models import BuyerAuthorization, Deal
+from deals.models import BuyerAuthorization, Deal, DealItem
 
 
 def deal_list_visible(*, account: Account) -> QuerySet[Deal]:
@@ -21,6 +23,41 @@ def deal_list_visible(*, account: Account) -> QuerySet[Deal]:
     if account.role == Role.BUYER:
         return deals.filter(seller_id__in=BuyerAuthorization.objects.filter(buyer=account).values("seller_id"))
     return deals.none()
+
+
+def deal_rows_visible(*, account: Account) -> QuerySet[Deal, dict[str, Any]]:
+    """The deals ``account`` may see as plain rows (``deals.wire.DEAL_ROW_FIELDS``), for lists."""
+    from deals.wire import DEAL_ROW_FIELDS
+
+    deals = Deal.objects.values(*DEAL_ROW_FIELDS)
+    if account.role == Role.SELLER:
+        return deals.filter(seller=account)
+    if account.role == Role.BUYER:
+        return deals.filter(seller_id__in=BuyerAuthorization.objects.filter(buyer=account).values("seller_id"))
+    return deals.none()
+
+
+def deal_items_by_deal(*, deal_ids: Collection[int]) -> dict[int, list[tuple[str, str, Decimal]]]:
+    """The items of these deals, ``(ref, name, price)`` in position order, by deal id: one query,
+    the ids sent as one array parameter."""
+    items: dict[int, list[tuple[str, str, Decimal]]] = {}
+    if not deal_ids:
+        return items
+    table = DealItem._meta.db_table
+    if connection.vendor == "postgresql":
+        sql = f'SELECT deal_id, ref, name, price FROM "{table}" WHERE deal_id = ANY(%s) ORDER BY deal_id, position'  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [list(deal_ids)])
+            rows = cursor.fetchall()
+    else:
+        rows = list(
+            DealItem.objects.filter(deal_id__in=list(deal_ids))
+            .order_by("deal_id", "position")
+            .values_list("deal_id", "ref", "name", "price")
+        )
+    for deal_id, ref, name, price in rows:
+        items.setdefault(deal_id, []).append((ref, name, price))
+    return items
 
 
 def deal_get_visible(*, account: Account, deal_id: UUID) -> Deal:

@@ -7,12 +7,18 @@ from rest_framework import serializers
 from deals.models import DealStatus, DiscountType
 from deals.services import MAX_ITEMS
 
+MAX_MAGNITUDE = 30
+
 
 @extend_schema_field({"type": "string", "format": "decimal", "example": "100.00"})
 class MoneyField(serializers.Field):
     """An exact decimal amount, a string in the schema (a JSON number is accepted too); never converted through float."""
 
-    default_error_messages = {"invalid": "A decimal number (as a JSON number or a string) is required."}
+    default_error_messages = {
+        "invalid": "A decimal number (as a JSON number or a string) is required.",
+        "too_large": "Too large.",
+        "too_precise": "Too many decimal places.",
+    }
 
     def to_internal_value(self, data: Any) -> Decimal:
         if isinstance(data, bool) or not isinstance(data, str | int | float | Decimal):
@@ -25,6 +31,11 @@ class MoneyField(serializers.Field):
             self.fail("invalid")
         if not value.is_finite():
             self.fail("invalid")
+        # Refused before any arithmetic: a sum or a quantize of 1e999999999 overflows Decimal's context.
+        if value and value.adjusted() > MAX_MAGNITUDE:
+            self.fail("too_large")
+        if value and value.as_tuple().exponent < -MAX_MAGNITUDE:  # type: ignore[operator]
+            self.fail("too_precise")
         return value
 
     def to_representation(self, value: Any) -> str:

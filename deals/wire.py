@@ -56,6 +56,53 @@ def deal_wire(deal: Deal, *, items: list[DealItem] | None = None) -> dict[str, A
     }
 
 
+DEAL_ROW_FIELDS = (
+    "id",
+    "public_id",
+    "name",
+    "seller__ref",
+    "total_price",
+    "currency",
+    "discount_type",
+    "discount_amount",
+    "final_price",
+    "status",
+    "version",
+    "created_at",
+    "updated_at",
+)
+
+
+def deal_wire_rows(
+    rows: list[dict[str, Any]], items: dict[int, list[tuple[str, str, Decimal]]]
+) -> list[dict[str, Any]]:
+    """:func:`deal_wire` of plain rows (``DEAL_ROW_FIELDS``) and their items (``ref, name, price``
+    by deal id, in position order): the same dicts, without a model instance per row."""
+    out = []
+    for row in rows:
+        currency = row["currency"]
+        out.append(
+            {
+                "id": str(row["public_id"]),
+                "name": row["name"],
+                "seller": row["seller__ref"],
+                "total_price": money_str(row["total_price"], currency),
+                "currency": currency,
+                "discount": discount_wire(row["discount_type"], row["discount_amount"], currency),
+                "final_price": money_str(row["final_price"], currency),
+                "status": row["status"],
+                "items": [
+                    {"id": ref, "name": name, "price": money_str(price, currency)}
+                    for ref, name, price in items.get(row["id"], ())
+                ],
+                "version": row["version"],
+                "created_at": datetime_str(row["created_at"]),
+                "updated_at": datetime_str(row["updated_at"]),
+            }
+        )
+    return out
+
+
 def deal_etag(deal: Deal) -> str:
     """Strong ETag: changes exactly when the version does."""
     return f'"{deal.public_id}.{deal.version}"'

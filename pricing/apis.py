@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
-import io
 import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -23,7 +21,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,6 +33,7 @@ from catalog.selectors import dataset_get
 from core.errors import FieldError, ServiceUnavailable
 from core.instants import EARLIEST, LATEST, instant_param
 from core.pagination import CursorPagination, page_size_parse
+from core.renderers import JSONRenderer
 from entitlements.selectors import grant_require
 from pricing import selectors, services
 from pricing.selectors import PricePage, iso_utc
@@ -119,10 +118,38 @@ class DatasetPricesApi(APIView):
             ),
             OpenApiParameter("cursor", str, description="Opaque; from the `next` link."),
             OpenApiParameter("format", str, enum=["json", "csv"]),
+            OpenApiParameter(
+                "Link",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description='CSV only: `<url>; rel="next"` while more points follow; the URL keeps `format=csv`.',
+            ),
+            OpenApiParameter(
+                "X-Price-Source",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description="Where the points came from.",
+            ),
+            OpenApiParameter(
+                "X-Data-Complete",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description="`false` when the source failed and only stored points are shown.",
+            ),
+            OpenApiParameter(
+                "X-Data-As-Of",
+                OpenApiTypes.DATETIME,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description="Last successful sync of the underlying series.",
+            ),
         ],
         responses={
             (200, "application/json"): PricePageSerializer,
-            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV: timestamp,price_usd[,partial]"),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="CSV: timestamp,price_usd[,partial]"),
             **_PROBLEMS,
             503: OpenApiResponse(
                 ProblemSerializer, description="price_source_unavailable: the source failed and nothing is stored"
@@ -249,16 +276,15 @@ class DatasetPricesApi(APIView):
 
     @staticmethod
     def _csv(rows: PricePage, *, monthly: bool) -> HttpResponse:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        # Timestamps, decimal texts and flags never need CSV quoting: rows are joined as they are.
         if monthly:
-            writer.writerow(("timestamp", "price_usd", "partial"))
             flags = ["true" if partial else "false" for partial in rows.partial]
-            writer.writerows(zip(rows.timestamps, rows.prices, flags, strict=True))
+            lines = map("{},{},{}\n".format, rows.timestamps, rows.prices, flags)
+            header = "timestamp,price_usd,partial\n"
         else:
-            writer.writerow(("timestamp", "price_usd"))
-            writer.writerows(zip(rows.timestamps, rows.prices, strict=True))
-        return HttpResponse(buffer.getvalue().encode(), content_type="text/csv; charset=utf-8")
+            lines = map("{},{}\n".format, rows.timestamps, rows.prices)
+            header = "timestamp,price_usd\n"
+        return HttpResponse((header + "".join(lines)).encode(), content_type="text/csv; charset=utf-8")
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(response, Response):

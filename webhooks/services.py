@@ -29,6 +29,7 @@ from standardwebhooks.webhooks import Webhook
 
 from accounts.models import Account
 from core.actors import Actor
+from core.audit import audit_log
 from core.errors import Conflict, FieldError
 from webhooks import http
 from webhooks.catalog import ALL, ENDPOINT_DISABLED, EVENT_TYPES, PING, subscribed
@@ -139,7 +140,9 @@ def _event_types_validate(event_types: Iterable[str]) -> list[str]:
 
 
 @transaction.atomic
-def endpoint_create(*, account: Account, url: str, event_types: Iterable[str] = (), description: str = "") -> Endpoint:
+def endpoint_create(
+    *, account: Account, url: str, event_types: Iterable[str] = (), description: str = "", actor: Actor = None
+) -> Endpoint:
     """Register a webhook endpoint for ``account``; the URL must be one webhooks may be sent to,
     and an account has at most WEBHOOKS_MAX_ENDPOINTS_PER_ACCOUNT endpoints."""
     Account.objects.select_for_update().filter(pk=account.pk).first()  # one registration at a time per account
@@ -148,12 +151,18 @@ def endpoint_create(*, account: Account, url: str, event_types: Iterable[str] = 
         raise Conflict(
             f"An account may have at most {limit} webhook endpoints; delete one first.", code="too_many_endpoints"
         )
-    return Endpoint.objects.create(
+    endpoint = Endpoint.objects.create(
         account=account,
         url=_url_validate(url),
         event_types=_event_types_validate(event_types),
         description=description,
     )
+    audit_log(obj=endpoint, action="created", actor=actor or account, message=_endpoint_text(endpoint))
+    return endpoint
+
+
+def _endpoint_text(endpoint: Endpoint) -> str:
+    return f"{endpoint.url} for {', '.join(endpoint.event_types) or 'every event'}"
 
 
 @transaction.atomic
@@ -168,6 +177,7 @@ def endpoint_update(
 ) -> Endpoint:
     """Change an endpoint; enabling it clears the disabled reason and the failure streak."""
     endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
+    before = (endpoint.url, endpoint.event_types, endpoint.description)
     if url is not None:
         endpoint.url = _url_validate(url)
     if event_types is not None:
@@ -175,6 +185,18 @@ def endpoint_update(
     if description is not None:
         endpoint.description = description
     endpoint.save()
+    changed = [
+        f"{name} {old!r} -> {new!r}"
+        for name, old, new in zip(
+            ("url", "event types", "description"),
+            before,
+            (endpoint.url, endpoint.event_types, endpoint.description),
+            strict=True,
+        )
+        if old != new
+    ]
+    if changed:
+        audit_log(obj=endpoint, action="changed", actor=actor, message="; ".join(changed) + ".")
     if enabled is True and not endpoint.enabled:
         endpoint = endpoint_enable(endpoint=endpoint, actor=actor)
     elif enabled is False and endpoint.enabled:
@@ -183,7 +205,7 @@ def endpoint_update(
     return endpoint
 
 
-def endpoint_delete(*, endpoint: Endpoint) -> None:
+def endpoint_delete(*, endpoint: Endpoint, actor: Actor = None) -> None:
     """Delete an endpoint with its deliveries; events stay in the owner's feed.
 
     Ordering rule: the endpoint is first disabled (no attempt starts after that
@@ -204,6 +226,7 @@ def endpoint_delete(*, endpoint: Endpoint) -> None:
     with transaction.atomic():
         locked = Endpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
         if locked is not None:
+            audit_log(obj=locked, action="deleted", actor=actor or locked.account, message=_endpoint_text(locked))
             locked.delete()
 
 
@@ -237,13 +260,19 @@ def sends_settle(*, endpoint_ids: Iterable[int] = (), account_ids: Iterable[int]
 
 
 @transaction.atomic
-def endpoint_rotate_secret(*, endpoint: Endpoint) -> Endpoint:
+def endpoint_rotate_secret(*, endpoint: Endpoint, actor: Actor = None) -> Endpoint:
     """Give the endpoint a new secret; the old one keeps signing beside it for 24 hours."""
     endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_expires_at = timezone.now() + SECRET_OVERLAP
     endpoint.secret = new_secret()
     endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
+    audit_log(
+        obj=endpoint,
+        action="secret rotated",
+        actor=actor or endpoint.account,
+        message=f"The previous secret signs too until {endpoint.previous_secret_expires_at:%Y-%m-%d %H:%M} UTC.",
+    )
     return endpoint
 
 
@@ -262,6 +291,7 @@ def endpoint_enable(*, endpoint: Endpoint, actor: Actor) -> Endpoint:
         enabled=True, disabled_at=None, disabled_reason="", failing_since=None, updated_at=timezone.now()
     )
     logger.info("Webhook endpoint %s enabled by %s", endpoint.pk, actor)
+    audit_log(obj=endpoint, action="enabled", actor=actor, message="Re-enabled; the failure streak starts again.")
     return Endpoint.objects.get(pk=endpoint.pk)
 
 
@@ -287,6 +317,7 @@ def endpoint_disable(*, endpoint: Endpoint, reason: str, actor: Actor = None, no
         lease_expires_at=None,
     )
     logger.warning("Webhook endpoint %s disabled by %s: %s", endpoint.pk, actor or "system", reason)
+    audit_log(obj=endpoint, action="disabled", actor=actor, message="Pending deliveries failed.", reason=reason, at=now)
     if notify:
         event_publish(
             event_type=ENDPOINT_DISABLED,

@@ -25,6 +25,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts import services as account_services
 from accounts.models import Role
+from accounts.selectors import api_key_cache_forget
 from catalog.models import Dataset
 from catalog.services import catalog_seed
 from deals.models import BuyerAuthorization, Deal, DealItem
@@ -181,27 +182,27 @@ YEAR = "frequency=1h&start=2025-01-01T00:00:00Z&end=2026-01-01T00:00:00Z&page_si
 CASES = [
     Case("datasets_list", "/api/v1/datasets", queries=3),
     Case("dataset_detail", "/api/v1/datasets/btc", queries=2),
-    Case("deals_list_200", "/api/v1/deals?page_size=200", "buyer", queries=3),
-    Case("deals_list_20", "/api/v1/deals?page_size=20", "buyer", queries=3),
-    Case("deals_list_seller", "/api/v1/deals?page_size=20&ordering=updated_at", "seller", queries=3),
-    Case("deal_detail", DEAL, "buyer", queries=3),
-    Case("deal_not_modified", DEAL, "buyer", queries=3, headers={"If-None-Match": '"{etag}"'}),
-    Case("deal_not_visible", f"/api/v1/deals/{_deal_uuid(0)}", "buyer", queries=2),
-    Case("entitlements", "/api/v1/entitlements", "quant", queries=2),
-    Case("prices_year_json", f"/api/v1/datasets/BTC/prices?{YEAR}", "quant", queries=7),
-    Case("prices_year_csv", f"/api/v1/datasets/BTC/prices?{YEAR}&format=csv", "quant", queries=7),
-    Case("prices_year_csv_accept", f"/api/v1/datasets/BTC/prices?{YEAR}", "quant", 7, {"Accept": "text/csv"}),
+    Case("deals_list_200", "/api/v1/deals?page_size=200", "buyer", queries=2),
+    Case("deals_list_20", "/api/v1/deals?page_size=20", "buyer", queries=2),
+    Case("deals_list_seller", "/api/v1/deals?page_size=20&ordering=updated_at", "seller", queries=2),
+    Case("deal_detail", DEAL, "buyer", queries=2),
+    Case("deal_not_modified", DEAL, "buyer", queries=2, headers={"If-None-Match": '"{etag}"'}),
+    Case("deal_not_visible", f"/api/v1/deals/{_deal_uuid(0)}", "buyer", queries=1),
+    Case("entitlements", "/api/v1/entitlements", "quant", queries=1),
+    Case("prices_year_json", f"/api/v1/datasets/BTC/prices?{YEAR}", "quant", queries=6),
+    Case("prices_year_csv", f"/api/v1/datasets/BTC/prices?{YEAR}&format=csv", "quant", queries=6),
+    Case("prices_year_csv_accept", f"/api/v1/datasets/BTC/prices?{YEAR}", "quant", 6, {"Accept": "text/csv"}),
     Case(
         "prices_page",
         "/api/v1/datasets/BTC/prices?frequency=1h&start=2025-03-01T00:00:00Z&end=2025-03-02T00:00:00Z&page_size=5",
         "quant",
-        queries=7,
+        queries=6,
     ),
-    Case("prices_not_entitled", "/api/v1/datasets/BTC/prices?frequency=1mo", "quant", queries=4),
-    Case("market_caps", "/api/v1/datasets/BTC/market-caps", "quant", queries=5),
+    Case("prices_not_entitled", "/api/v1/datasets/BTC/prices?frequency=1mo", "quant", queries=3),
+    Case("market_caps", "/api/v1/datasets/BTC/market-caps", "quant", queries=4),
     Case("deals_no_key", "/api/v1/deals", queries=0),
     Case("deals_bad_key", "/api/v1/deals", "bogus", queries=1),
-    Case("deals_wrong_role", "/api/v1/deals", "quant", queries=1),
+    Case("deals_wrong_role", "/api/v1/deals", "quant", queries=0),
 ]
 
 
@@ -269,11 +270,15 @@ def test_read_answers_byte_for_byte(case: Case, golden_keys: dict[str, str], set
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_read_query_count_is_pinned(case: Case, golden_keys: dict[str, str]) -> None:
+def test_read_query_count_is_pinned(case: Case, golden_keys: dict[str, str], settings: Any) -> None:
+    """Steady state: the caller's key already read by this process and its last use just written."""
+    settings.API_KEY_CACHE_SECONDS = 3600  # no reload between the two requests, however slow the machine
+    api_key_cache_forget()
     keys = dict(golden_keys)
     if case.role == "seller":
         seller = AccountFactory(ref="golden-seller-a")
         _, keys["seller"] = account_services.api_key_create(account=seller, name="golden")
+    _request(case, keys)
     _, count = _request(case, keys)
     assert count == case.queries, f"{case.name}: {count} queries, pinned at {case.queries}"
 
