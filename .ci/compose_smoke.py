@@ -179,6 +179,14 @@ class Smoke:
                 ref,
                 self.api("POST", f"/api/v1/ops/accounts/{ref}/api-keys", self.ops_key, 201, {"name": "smoke"})["key"],
             )
+        # The release step seeds the catalog and schedules only: no demo account exists.
+        refs = [
+            account["ref"]
+            for account in self.api("GET", "/api/v1/ops/accounts?page_size=1000", self.ops_key, 200)["results"]
+        ]
+        expect(
+            not [ref for ref in refs if not ref.startswith("smoke-")], f"accounts the smoke test did not make: {refs}"
+        )
         (self.quant, self.quant_key), (self.seller, self.seller_key), (self.buyer, self.buyer_key) = (
             made["quant"],
             made["seller"],
@@ -240,6 +248,24 @@ class Smoke:
         expect(event["type"] == "deal.created" and event["data"]["id"] == deal["id"], f"webhook body: {event}")
         receiver.server.shutdown()
 
+    def worker_probes_without_hostname_variable(self) -> None:
+        config = json.loads(
+            subprocess.run(
+                [*self.compose, "config", "--format", "json"], capture_output=True, text=True, check=True, timeout=60
+            ).stdout
+        )
+        for service in ("worker", "worker-webhooks"):
+            kind, probe = config["services"][service]["healthcheck"]["test"]
+            expect(kind == "CMD-SHELL", f"{service}: health check is {kind}")
+            # As under podman, whose exec sets no $HOSTNAME; `config` keeps `$$` escaped.
+            result = subprocess.run(
+                [*self.compose, "exec", "-T", service, "env", "-u", "HOSTNAME", "sh", "-c", probe.replace("$$", "$")],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            expect(result.returncode == 0, f"{service} health check without $HOSTNAME: {result.stdout}{result.stderr}")
+
     def beat_and_workers_logs(self) -> None:
         sent = set(re.findall(r"Sending due task .+? \(([\w.]+)\)$", self.logs("beat"), re.MULTILINE))
         expect(bool(sent), "beat's log shows no periodic task sent")
@@ -256,6 +282,7 @@ class Smoke:
             ("access request approved by Ops, prices read", self.access_and_prices),
             ("deal webhook to the host, retried by beat's sweeper", self.deal_webhook_through_worker_and_beat),
             ("beat and workers ran periodic tasks", self.beat_and_workers_logs),
+            ("worker health checks pass without $HOSTNAME", self.worker_probes_without_hostname_variable),
         ]
         started = time.monotonic()
         for name, check in checks:

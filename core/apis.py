@@ -2,9 +2,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
+from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -90,6 +92,13 @@ class FormatParameterNegotiation(DefaultContentNegotiation):
 
     def select_renderer(self, request: Request, renderers: Any, format_suffix: str | None = None) -> Any:
         return super().select_renderer(request, renderers, format_suffix or request.query_params.get("format"))
+
+    def filter_renderers(self, renderers: Any, format: str) -> Any:
+        try:
+            return super().filter_renderers(renderers, format)
+        except Http404:
+            formats = ", ".join(sorted({renderer.format for renderer in renderers}))
+            raise NotAcceptable(f"format must be one of: {formats}.") from None
 
 
 class SchemaApi(SpectacularAPIView):

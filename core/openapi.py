@@ -11,9 +11,11 @@ so the schema never disagrees with the server:
 - every POST under ``/api/`` accepts ``Idempotency-Key`` (core.idempotency): 409 while
   the first request runs, 422 when the key was used with another body; a replayed
   answer carries ``Idempotent-Replayed``;
-- every operation under ``/api/v1/`` may answer 400 (an undeclared query parameter, a
-  NUL byte in the URL), 413 (a body over the limit) and 429 (rate limits, including
-  the per-address limit on 401 and 404 answers); 429 and 503 carry ``Retry-After``;
+- every operation may answer 400 (a NUL byte in the URL; under ``/api/v1/`` also an
+  undeclared query parameter), 406 (an ``Accept`` nothing serves) and 413 (a body over
+  the limit), and all but the health probes 429 (rate limits, including the
+  per-address limit on 401 and 404 answers); 429 and 503 carry ``Retry-After``, 401
+  ``WWW-Authenticate``;
 - request bodies carry no ``default``: a generated client would send it on every
   PATCH, and the server applies its own defaults on create;
 - a nullable reference is ``oneOf`` the object and a typed null, so strict OpenAPI 3.0
@@ -54,6 +56,7 @@ DESCRIPTIONS = {
     401: "Problem `not_authenticated` or `authentication_failed`: send `Authorization: Api-Key <key>`.",
     403: "Problem `permission_denied`: this operation is not for your role.",
     404: "Problem `not_found`: nothing you may see lives at this address.",
+    406: "Problem `not_acceptable`: no representation matches `Accept` (or `format`).",
     409: "Problem: the request conflicts with the current state (`code` says how).",
     413: "Problem `payload_too_large`: the body is over the size limit.",
     415: "Problem `unsupported_media_type`: send `application/json`.",
@@ -82,6 +85,10 @@ IDEMPOTENT_REPLAYED = {
         "description": "Present when this is the stored answer to an earlier request with the same Idempotency-Key.",
     }
 }
+WWW_AUTHENTICATE = {
+    "WWW-Authenticate": {"schema": {"type": "string", "enum": ["Api-Key"]}, "description": "The scheme to use."}
+}
+HEALTH_PATHS = ("/healthz", "/readyz")
 SERVERS = [{"url": "/", "description": "The server this schema is served from."}]
 
 
@@ -173,28 +180,28 @@ def problem_responses(result: dict[str, Any], generator: Any, request: Any, publ
                 parameters.append(IDEMPOTENCY_KEY)
 
             has_body = "requestBody" in operation
-            wanted: dict[int, str | None] = {}
-            if api or has_body or any(p["in"] in ("query", "header") for p in parameters):
-                wanted[400] = None
+            # Every path: a NUL byte in the URL (400), an Accept no renderer serves (406), a body
+            # over the limit (413); every path but the health probes: the probing limit (429).
+            wanted: dict[int, str | None] = {400: None, 406: None, 413: None}
+            if path not in HEALTH_PATHS:
+                wanted[429] = None
             if _needs_key(operation, result):
                 wanted[401] = wanted[403] = None
             if any(p["in"] == "path" for p in parameters):
                 wanted[404] = None
             if has_body:
                 wanted[415] = None
-            if api or has_body:
-                wanted[413] = None
             if api and method == "post":
                 wanted[409] = IDEMPOTENCY_409
                 wanted[422] = None
-            if api:
-                wanted[429] = None
 
             for status, description in wanted.items():
                 if str(status) not in responses:
                     responses[str(status)] = _error(status, description)
                 elif status == 409 and description and description not in responses["409"].get("description", ""):
                     responses["409"]["description"] = f"{responses['409'].get('description', '')} Or: {description}"
+            if "401" in responses:
+                responses["401"].setdefault("headers", {}).update(WWW_AUTHENTICATE)
             for limited in ("429", "503"):
                 if limited in responses:
                     responses[limited].setdefault("headers", {}).update(RETRY_AFTER)

@@ -56,9 +56,10 @@ def _answers(server: Server) -> bool:
         conn.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def gunicorn_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
-    """gunicorn as the Dockerfile runs it (gthread), on a free port, against the test database."""
+    """gunicorn as the Dockerfile runs it (gthread), on a free port, against the test database;
+    stopped after the module, so it holds no database connection beyond it."""
     with django_db_blocker.unblock():
         database_url = _test_database_url()
     server = Server("127.0.0.1", _free_port())

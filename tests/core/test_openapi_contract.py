@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 
 PROBLEM = "application/problem+json"
 # Headers a client acts on: each must be declared where the server sends it.
-CONTRACT_HEADERS = ("ETag", "Location", "Link", "Retry-After", "Idempotent-Replayed")
+CONTRACT_HEADERS = ("ETag", "Location", "Link", "Retry-After", "Idempotent-Replayed", "WWW-Authenticate")
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,7 @@ def test_format_json_returns_json_and_the_default_is_yaml(anon_client: Any) -> N
     as_json = anon_client.get("/api/schema/", {"format": "json"})
     assert "json" in as_json["Content-Type"]
     assert json.loads(as_json.content)["openapi"].startswith("3.")
+    assert anon_client.get("/api/schema/", {"format": "xml"}).status_code == 406
     as_yaml = anon_client.get("/api/schema/")
     assert "openapi" in as_yaml["Content-Type"] and "json" not in as_yaml["Content-Type"]
     assert yaml.safe_load(as_yaml.content) == json.loads(as_json.content)
@@ -131,6 +132,8 @@ def test_the_answers_the_server_sends_are_declared(
     _check(openapi, schema, seller.get(DEALS, {"page_size": "0"}))  # 400 page_size
     _check(openapi, schema, seller.post(AUTHORIZED_BUYERS, {"buyer": "nobody"}, format="json"))  # 400
     _check(openapi, schema, buyer.get(url))  # 404: not authorised
+    _check(openapi, schema, seller.get(DEALS, HTTP_ACCEPT="text/csv"))  # 406
+    _check(openapi, schema, buyer.get("/healthz?probe=%00"))  # 400 invalid_url, outside /api/ too
     settings.API_MAX_BODY_BYTES = 100
     _check(openapi, schema, seller.post(DEALS, deal_body(name="x" * 200), format="json"))  # 413
     settings.API_FAILURE_RATE_LIMIT = "1/min"
