@@ -81,6 +81,7 @@ class OpsApiKeyListCreateApi(generics.ListAPIView):
             account=account,
             name=serializer.validated_data["name"],
             expires_at=serializer.validated_data["expires_at"],
+            actor=request.user,  # type: ignore[arg-type]
         )
         api_key.key = key  # type: ignore[attr-defined]
         response = Response(ApiKeyCreatedOutputSerializer(api_key).data, status=status.HTTP_201_CREATED)
@@ -94,5 +95,8 @@ class OpsApiKeyRevokeApi(APIView):
     @extend_schema(request=None, responses=ApiKeyOutputSerializer, tags=["ops"])
     def post(self, request: Request, ref: str, prefix: str) -> Response:
         account = selectors.account_get(ref=ref)
-        api_key = services.api_key_revoke(api_key=selectors.api_key_get(account=account, prefix=prefix))
+        api_key = services.api_key_revoke(
+            api_key=selectors.api_key_get(account=account, prefix=prefix),
+            actor=request.user,  # type: ignore[arg-type]
+        )
         return Response(ApiKeyOutputSerializer(api_key).data)

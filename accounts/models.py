@@ -33,6 +33,7 @@ class Account(models.Model):
     class Meta:
         ordering = ["ref"]
         indexes = [models.Index(fields=["role", "ref"])]
+        permissions = [("change_account_role", "Can give an account another role, or create an Ops account")]
 
     def __str__(self) -> str:
         return f"{self.ref} ({self.role})"
@@ -57,3 +58,4 @@ class AccountAPIKey(AbstractAPIKey):
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "API key"
         verbose_name_plural = "API keys"
+        permissions = [("add_ops_api_key", "Can create API keys for Ops accounts")]

@@ -7,6 +7,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Account, AccountAPIKey, Role
+from core.actors import Actor
+from core.audit import audit_log
 from core.errors import Conflict, FieldError
 
 
@@ -56,24 +58,57 @@ def account_get_or_create(*, ref: str, role: str, name: str = "") -> tuple[Accou
 
 
 @transaction.atomic
-def api_key_create(*, account: Account, name: str, expires_at: datetime | None = None) -> tuple[AccountAPIKey, str]:
+def api_key_create(
+    *, account: Account, name: str, expires_at: datetime | None = None, actor: Actor = None, reason: str = ""
+) -> tuple[AccountAPIKey, str]:
     """Issue a new key for ``account``; the clear key is returned here and never again."""
     if expires_at is not None and expires_at <= timezone.now():
         raise FieldError("expires_at", "Must be in the future.")
-    api_key, key = AccountAPIKey.objects.create_key(
+    created, key = AccountAPIKey.objects.create_key(
         account=account, name=(name or "default")[:50], expiry_date=expires_at
     )
-    return cast(AccountAPIKey, api_key), key
+    api_key = cast(AccountAPIKey, created)
+    ends = f", expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
+    audit_log(
+        obj=api_key,
+        action="created",
+        actor=actor,
+        message=f"Key {api_key.prefix} ({api_key.name}) for {account.ref} ({account.role}){ends}.",
+        reason=reason,
+    )
+    return api_key, key
 
 
 @transaction.atomic
-def api_key_revoke(*, api_key: AccountAPIKey) -> AccountAPIKey:
+def api_key_revoke(*, api_key: AccountAPIKey, actor: Actor = None, reason: str = "") -> AccountAPIKey:
     """Revoke a key for good; revoking twice is harmless."""
     if not api_key.revoked:
         api_key.revoked = True
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked", "revoked_at"])
+        audit_log(
+            obj=api_key,
+            action="revoked",
+            actor=actor,
+            message=f"Key {api_key.prefix} of {api_key.account.ref} revoked.",
+            reason=reason,
+            at=api_key.revoked_at,
+        )
     return api_key
+
+
+@transaction.atomic
+def account_role_change(*, account: Account, role: str, actor: Actor, reason: str = "") -> Account:
+    """Give an account another role (who may do so is the caller's check); kept in the audit trail."""
+    if role not in Role.values:
+        raise FieldError("role", f"Must be one of: {', '.join(Role.values)}.")
+    old = account.role
+    if old == role:
+        return account
+    account.role = role
+    account.save(update_fields=["role", "updated_at"])
+    audit_log(obj=account, action="role changed", actor=actor, message=f"Role {old} -> {role}.", reason=reason)
+    return account
 
 
 def api_key_mark_used(*, api_key: AccountAPIKey, now: datetime) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django import forms
@@ -23,6 +23,7 @@ from django.utils.html import format_html, format_html_join
 
 from catalog.models import Frequency
 from core.actors import actor_label
+from core.admin import AuditHistoryMixin
 from core.errors import ProblemError
 from entitlements import services
 from entitlements.models import (
@@ -37,6 +38,29 @@ from entitlements.models import (
 from entitlements.selectors import grant_effective_status, grants_with_status
 
 ACTION_FORM_TEMPLATE = "admin/entitlements/action_form.html"
+
+# What the admin calls the fields the services name in their errors.
+FIELD_LABELS = {
+    "trial_days": "Trial length (days)",
+    "expires_at": "End date",
+    "reason": "Reason",
+    "note": "Note",
+    "frequencies": "Frequencies",
+    "frequency": "Frequency",
+    "account": "Account",
+}
+
+
+def problem_text(exc: ProblemError) -> str:
+    """A service error in the admin's words: field labels, not API field names."""
+    errors = (exc.extra or {}).get("errors") or {}
+    if errors:
+        return " ".join(
+            f"{FIELD_LABELS.get(field, field.replace('_', ' ').capitalize())}: {' '.join(map(str, messages_))}"
+            for field, messages_ in errors.items()
+        )
+    return str(exc.detail)
+
 
 # --- forms of the intermediate pages --------------------------------------------------
 
@@ -56,14 +80,18 @@ class TrialForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        if self.errors:
+            return data
         if data.get("trial_days") is None and data.get("expires_at") is None:
             raise forms.ValidationError("Give a trial length in days or an end date.")
+        if data.get("trial_days") is not None and data.get("expires_at") is not None:
+            raise forms.ValidationError("Give a trial length in days or an end date, not both.")
         try:
             data["resolved_expires_at"] = services.grant_expiry_resolve(
                 expires_at=data.get("expires_at"), trial_days=data.get("trial_days")
             )
         except ProblemError as exc:
-            raise forms.ValidationError(str(exc.detail)) from None
+            raise forms.ValidationError(problem_text(exc)) from None
         return data
 
 
@@ -113,7 +141,12 @@ class ExtendForm(forms.Form):
 def _selected(model: type, request: HttpRequest) -> list[Any]:
     """The rows ticked on the changelist, whatever the changelist filter shows now."""
     ids = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
-    return list(model.objects.filter(pk__in=ids).select_related("account", "dataset").order_by("pk"))  # type: ignore[attr-defined]
+    rows = model.objects.filter(pk__in=ids).select_related("account", "dataset").order_by("pk")  # type: ignore[attr-defined]
+    if model is AccessRequest:
+        rows = rows.prefetch_related("items")
+    elif model is AccessRequestItem:
+        rows = rows.select_related("request__account")
+    return list(rows)
 
 
 def _with_form(
@@ -136,6 +169,7 @@ def _with_form(
         form = form_class()
     objects = _selected(modeladmin.model, request) or list(queryset)
     context = {
+        "targets": [_target_text(obj) for obj in objects],
         **modeladmin.admin_site.each_context(request),
         "title": title,
         "submit": submit,
@@ -147,6 +181,21 @@ def _with_form(
         "media": modeladmin.media + form.media,
     }
     return TemplateResponse(request, ACTION_FORM_TEMPLATE, context)
+
+
+def _target_text(obj: Any) -> str:
+    """What an intermediate form decides for one selected row, in words."""
+    if isinstance(obj, AccessRequest):
+        pending = [item.frequency for item in obj.items.all() if item.status == ItemStatus.PENDING]
+        what = ", ".join(pending) if pending else "nothing left pending"
+        return f"Request #{obj.pk} from {obj.account.name} ({obj.account.ref}): {obj.dataset.symbol} {what}"
+    if isinstance(obj, AccessRequestItem):
+        account = obj.request.account
+        return f"Request #{obj.request_id} from {account.name} ({account.ref}): {obj.dataset.symbol} {obj.frequency}"
+    if isinstance(obj, Grant):
+        ends = f"ends {obj.expires_at:%Y-%m-%d %H:%M} UTC" if obj.expires_at else "permanent"
+        return f"Grant #{obj.pk}: {obj.account.name} ({obj.account.ref}) {obj.dataset.symbol} {obj.frequency}, {ends}"
+    return str(obj)
 
 
 def _report(
@@ -167,7 +216,7 @@ def _decide_requests(
         try:
             decide(request=access_request, frequencies=frequencies, actor=request.user)
         except ProblemError as exc:
-            failed.append(f"{label}: not changed. {exc.detail}")
+            failed.append(f"{label}: not changed. {problem_text(exc)}")
         else:
             done.append(label)
     return done, failed
@@ -300,10 +349,50 @@ class AccessRequestItemInline(admin.TabularInline):
         return format_html('<a href="{}">Approve / trial / refuse this item</a>', url)
 
 
+class DecisionForm(forms.Form):
+    """One decision from the request page: approve, approve as a trial, or refuse, for one item or every pending one."""
+
+    decision = forms.ChoiceField(
+        choices=[("approve", "Approve"), ("trial", "Approve as a trial"), ("refuse", "Refuse")]
+    )
+    item = forms.IntegerField(required=False, label="Item")
+    trial_days = forms.IntegerField(
+        required=False, min_value=1, max_value=services.MAX_TRIAL_DAYS, label="Trial length (days)"
+    )
+    expires_on = forms.DateField(required=False, label="Trial end date (UTC)")
+    note = forms.CharField(required=False, max_length=2000, label="Note")
+    reason = forms.CharField(required=False, max_length=2000, label="Reason")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        if data["decision"] == "refuse" and not (data.get("reason") or "").strip():
+            self.add_error("reason", "Say why: the quant sees this reason.")
+        if data["decision"] == "trial":
+            if data.get("expires_on") is not None:
+                end = datetime.combine(data["expires_on"], datetime.min.time(), tzinfo=UTC)
+                if end <= timezone.now():
+                    self.add_error("expires_on", "The end date must be in the future.")
+                data["expires_at"] = end
+            elif data.get("trial_days") is not None:
+                data["expires_at"] = timezone.now() + timedelta(days=data["trial_days"])
+            else:
+                raise forms.ValidationError("Give a trial length in days or an end date.")
+        return data
+
+    def error_text(self) -> str:
+        parts = [" ".join(map(str, self.non_field_errors()))]
+        for name, errors in self.errors.items():
+            if name in self.fields:
+                parts.append(f"{self.fields[name].label}: {' '.join(map(str, errors))}")
+        return " ".join(part for part in parts if part)
+
+
 @admin.register(AccessRequest)
-class AccessRequestAdmin(admin.ModelAdmin):
-    list_display = ["id", "account", "dataset", "items_summary", "status", "created_at", "waiting"]
-    list_display_links = ["id", "account"]
+class AccessRequestAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    list_display = ["id", "account_name", "dataset", "pending_items", "reason_excerpt", "status", "waiting"]
+    list_display_links = ["id", "account_name"]
     list_filter = [
         RequestStatusFilter,
         "dataset",
@@ -318,6 +407,7 @@ class AccessRequestAdmin(admin.ModelAdmin):
     readonly_fields = fields  # type: ignore[assignment]
     inlines = [AccessRequestItemInline]
     actions = ["approve_requests", "approve_requests_trial", "refuse_requests"]
+    change_form_template = "admin/entitlements/accessrequest/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AccessRequest]:
         return (
@@ -330,6 +420,132 @@ class AccessRequestAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def get_urls(self) -> list[Any]:
+        from django.urls import path
+
+        return [
+            path(
+                "<int:pk>/decide/",
+                self.admin_site.admin_view(self.decide_view),
+                name="entitlements_accessrequest_decide",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        access_request = self.get_object(request, object_id)
+        context = {"title": "Decide access request", **(extra_context or {})}
+        if access_request is not None:
+            context.update(self._decision_context(request, access_request))
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return super().changelist_view(request, extra_context={"title": "Access requests", **(extra_context or {})})
+
+    def _decision_context(self, request: HttpRequest, access_request: AccessRequest) -> dict[str, Any]:
+        account = access_request.account
+        items = list(
+            access_request.items.select_related("decided_by_user", "decided_by_account")
+            .prefetch_related("grants")
+            .order_by("id")
+        )
+        grants = list(
+            Grant.objects.filter(account=account).select_related("dataset").order_by("-created_at", "-id")[:20]
+        )
+        past = list(
+            AccessRequest.objects.filter(account=account)
+            .exclude(pk=access_request.pk)
+            .select_related("dataset")
+            .prefetch_related(Prefetch("items", AccessRequestItem.objects.order_by("id")))
+            .order_by("-created_at", "-id")[:10]
+        )
+        return {
+            "account": account,
+            "items": [
+                {"item": item, "decided_by": _decided_by(item), "grants": list(item.grants.all())} for item in items
+            ],
+            "pending": [item for item in items if item.status == ItemStatus.PENDING],
+            "grants": [{"grant": grant, "status": grant_effective_status(grant)} for grant in grants],
+            "past_requests": past,
+            "can_decide": self.has_change_permission(request, access_request),
+            "decide_url": reverse("admin:entitlements_accessrequest_decide", args=[access_request.pk]),
+            "default_trial_days": 7,
+            "waiting_for": self.waiting(access_request),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "show_delete": False,
+        }
+
+    def decide_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The request page's per-item controls post here: one decision, then back to the page."""
+        from django.core.exceptions import PermissionDenied
+        from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        access_request = self.get_object(request, str(pk))
+        if access_request is None:
+            return HttpResponseRedirect(reverse("admin:entitlements_accessrequest_changelist"))
+        if not self.has_change_permission(request, access_request):
+            raise PermissionDenied
+        page = reverse("admin:entitlements_accessrequest_change", args=[access_request.pk])
+        form = DecisionForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, f"Nothing decided. {form.error_text()}")
+            return HttpResponseRedirect(page)
+        data = form.cleaned_data
+        frequencies: list[str] | None = None
+        if data.get("item"):
+            item = access_request.items.filter(pk=data["item"]).first()
+            if item is None:
+                messages.error(request, "Nothing decided: that item is not part of this request.")
+                return HttpResponseRedirect(page)
+            frequencies = [item.frequency]
+        what = f"#{access_request.pk} {access_request.dataset.symbol} " + (
+            ", ".join(frequencies) if frequencies else "every pending item"
+        )
+        try:
+            if data["decision"] == "refuse":
+                services.access_request_refuse(
+                    request=access_request,
+                    frequencies=frequencies,
+                    actor=request.user,  # type: ignore[arg-type]
+                    reason=data["reason"],
+                )
+                messages.success(request, f"Refused {what}: {data['reason'].strip()}")
+            else:
+                expires_at = data.get("expires_at")
+                services.access_request_approve(
+                    request=access_request,
+                    frequencies=frequencies,
+                    actor=request.user,  # type: ignore[arg-type]
+                    expires_at=expires_at,
+                    note=data.get("note", ""),
+                )
+                until = f" as a trial until {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
+                messages.success(request, f"Approved {what}{until}.")
+        except ProblemError as exc:
+            messages.error(request, f"{what}: not changed. {problem_text(exc)}")
+        return HttpResponseRedirect(page)
+
+    @admin.display(description="account", ordering="account__name")
+    def account_name(self, obj: AccessRequest) -> str:
+        return format_html("{}<br><small>{}</small>", obj.account.name, obj.account.ref)
+
+    @admin.display(description="pending items")
+    def pending_items(self, obj: AccessRequest) -> str:
+        pending = [item.frequency for item in obj.items.all() if item.status == ItemStatus.PENDING]
+        return ", ".join(pending) or "-"
+
+    @admin.display(description="reason")
+    def reason_excerpt(self, obj: AccessRequest) -> str:
+        reason = obj.reason or ""
+        short = reason if len(reason) <= 90 else reason[:89] + "…"
+        return format_html('<span title="{}">{}</span>', reason, short or "-")
+
     @admin.display(description="items")
     def items_summary(self, obj: AccessRequest) -> str:
         return ", ".join(f"{item.frequency}: {item.status}" for item in obj.items.all())
@@ -338,8 +554,12 @@ class AccessRequestAdmin(admin.ModelAdmin):
     def waiting(self, obj: AccessRequest) -> str:
         if obj.status != RequestStatus.PENDING:
             return "-"
-        hours = (timezone.now() - obj.created_at).total_seconds() / 3600
-        return f"{hours:.0f} h" if hours >= 1 else "< 1 h"
+        seconds = (timezone.now() - obj.created_at).total_seconds()
+        if seconds < 3600:
+            return f"{max(int(seconds // 60), 1)} min"
+        if seconds < 48 * 3600:
+            return f"{seconds / 3600:.0f} h"
+        return f"{seconds / 86400:.0f} days"
 
     @admin.action(description="Approve selected requests (every pending item)", permissions=["change"])
     def approve_requests(self, request: HttpRequest, queryset: QuerySet[AccessRequest]) -> None:
@@ -530,7 +750,7 @@ class GrantAddForm(forms.ModelForm):
 
 
 @admin.register(Grant)
-class GrantAdmin(admin.ModelAdmin):
+class GrantAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "account",
@@ -601,7 +821,7 @@ class GrantAdmin(admin.ModelAdmin):
                 note=data.get("note", ""),
             )
         except ProblemError as exc:
-            messages.error(request, f"Nothing granted. {exc.detail}")
+            messages.error(request, f"Nothing granted. {problem_text(exc)}")
             return
         obj.pk = grant.pk
 
@@ -645,7 +865,7 @@ class GrantAdmin(admin.ModelAdmin):
             try:
                 change(grant)
             except ProblemError as exc:
-                failed.append(f"Grant #{grant.pk}: not changed. {exc.detail}")
+                failed.append(f"Grant #{grant.pk}: not changed. {problem_text(exc)}")
             else:
                 done.append(f"#{grant.pk}")
         _report(request, done, failed, verb, "grant(s)")

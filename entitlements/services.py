@@ -22,6 +22,7 @@ from accounts.models import Account, Role
 from accounts.selectors import accounts_with_role
 from catalog.models import Dataset, DatasetFrequency
 from core.actors import Actor, actor_fields
+from core.audit import audit_log
 from core.errors import Conflict, FieldError
 from entitlements import policy
 from entitlements.models import (
@@ -142,9 +143,24 @@ def grant_expiry_resolve(
     return expires_at
 
 
+def _end_text(expires_at: datetime | None) -> str:
+    return f"{expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "no end (permanent)"
+
+
+def _until(expires_at: datetime | None) -> str:
+    return f"until {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "permanently"
+
+
 def _grant_mark_expired(grant: Grant, *, now: datetime) -> None:
     grant.status = GrantStatus.EXPIRED
     grant.save(update_fields=["status", "updated_at"])
+    audit_log(
+        obj=grant,
+        action="expired",
+        actor=None,
+        message=f"Trial ended at {grant.expires_at:%Y-%m-%d %H:%M} UTC.",
+        at=now,
+    )
     GrantChange.objects.create(
         grant=grant,
         action=GrantChange.Action.EXPIRED,
@@ -217,6 +233,15 @@ def _grant_insert(
         reason=note,
         new_expires_at=expires_at,
         **actor_fields(actor, "actor"),
+    )
+    source = f"approving request #{item.request_id}" if item is not None else "directly"
+    audit_log(
+        obj=grant,
+        action="granted",
+        actor=actor,
+        message=f"Granted {account.ref} {dataset.symbol} {frequency} {_until(expires_at)}, {source}.",
+        reason=note,
+        at=now,
     )
     event_publish(event_type="access_grant.created", data=grant_payload(grant), recipients=[account])
     return grant
@@ -360,8 +385,24 @@ def access_request_create(
     request.status = _request_status(items)
     request.save(update_fields=["status", "updated_at"])
 
+    audit_log(
+        obj=request,
+        action="requested",
+        actor=account,
+        message=f"Asked for {dataset.symbol} {', '.join(frequencies)}.",
+        reason=reason,
+        at=now,
+    )
     decided = [item for item in items if item.decided_automatically]
     if decided:
+        audit_log(
+            obj=request,
+            action="decided automatically",
+            actor=None,
+            message="; ".join(f"{item.frequency} {item.status} ({item.decision_rule})" for item in decided) + ".",
+            reason="; ".join(item.decision_note for item in decided if item.decision_note),
+            at=now,
+        )
         _publish_decided(request, decided)
     if any(item.status == ItemStatus.PENDING for item in items):
         event_publish(
@@ -428,6 +469,15 @@ def access_request_approve(
         )
         _item_decide(item, status=ItemStatus.APPROVED, actor=actor, note=note, rule=RULE_OPS_DECISION, now=now)
     _request_status_refresh(request)
+    trial = f" as a trial {_until(expires_at)}" if expires_at else ""
+    audit_log(
+        obj=request,
+        action="approved",
+        actor=actor,
+        message=f"Approved {request.dataset.symbol} {', '.join(item.frequency for item in items)}{trial}.",
+        reason=note,
+        at=now,
+    )
     _publish_decided(request, items)
     return request
 
@@ -445,6 +495,14 @@ def access_request_refuse(
     for item in items:
         _item_decide(item, status=ItemStatus.REFUSED, actor=actor, note=reason, rule=RULE_OPS_DECISION, now=now)
     _request_status_refresh(request)
+    audit_log(
+        obj=request,
+        action="refused",
+        actor=actor,
+        message=f"Refused {request.dataset.symbol} {', '.join(item.frequency for item in items)}.",
+        reason=reason,
+        at=now,
+    )
     _publish_decided(request, items)
     return request
 
@@ -471,6 +529,13 @@ def access_request_cancel(*, request: AccessRequest) -> AccessRequest:
             now=now,
         )
     _request_status_refresh(request)
+    audit_log(
+        obj=request,
+        action="cancelled",
+        actor=request.account,
+        message=f"Withdrew {', '.join(item.frequency for item in items)}.",
+        at=now,
+    )
     return request
 
 
@@ -555,6 +620,14 @@ def grant_create(
             now=now,
         )
         _request_status_refresh(request)
+        audit_log(
+            obj=request,
+            action="approved",
+            actor=actor,
+            message=f"Approved {dataset.symbol} {frequency} by granting it directly (grant #{grant.pk}).",
+            reason=note,
+            at=now,
+        )
         _publish_decided(request, [item])
     return grant
 
@@ -595,6 +668,14 @@ def grant_update_expiry(*, grant: Grant, expires_at: datetime | None, actor: Act
         new_expires_at=expires_at,
         **actor_fields(actor, "actor"),
     )
+    audit_log(
+        obj=grant,
+        action="extended" if extended else "shortened",
+        actor=actor,
+        message=f"End moved from {_end_text(old)} to {_end_text(expires_at)}.",
+        reason=reason,
+        at=now,
+    )
     event_publish(
         event_type="access_grant.updated",
         data=grant_payload(grant, previous_expires_at=old, reason=reason),
@@ -627,6 +708,7 @@ def grant_revoke(*, grant: Grant, actor: Actor, reason: str) -> Grant:
         old_expires_at=grant.expires_at,
         **actor_fields(actor, "actor"),
     )
+    audit_log(obj=grant, action="revoked", actor=actor, message="Access ended now.", reason=reason, at=now)
     event_publish(
         event_type="access_grant.revoked",
         data=grant_payload(grant, revoked_at=now, reason=reason),

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from core.admin import AuditHistoryMixin
 from core.errors import ProblemError
 from webhooks import services
 from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event, EventRecipient
@@ -93,7 +94,7 @@ _ENDPOINT_FIELDS: tuple[str, ...] = (
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(admin.ModelAdmin):
+class EndpointAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_display = ["id", "account", "url", "enabled", "disabled_reason", "failing_since", "deliveries_link"]
     list_filter = ["enabled", "account__role"]
     search_fields = ["url", "description", "account__ref"]
@@ -105,6 +106,10 @@ class EndpointAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # endpoints belong to their owners, who register them over the API
+
+    def save_model(self, request: HttpRequest, obj: Endpoint, form: Any, change: bool) -> None:
+        # Through the service, so the change is in the endpoint's audit trail with who made it.
+        services.endpoint_update(endpoint=obj, actor=_actor(request), description=form.cleaned_data["description"])
 
     @admin.display(description="Deliveries")
     def deliveries_link(self, obj: Endpoint) -> str:

@@ -96,7 +96,7 @@ class WebhookEndpointDetailApi(APIView):
     @extend_schema(tags=TAGS, summary="Delete a webhook endpoint", responses={204: None})
     def delete(self, request: Request, endpoint_id: int) -> Response:
         endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=endpoint_id)
-        services.endpoint_delete(endpoint=endpoint)
+        services.endpoint_delete(endpoint=endpoint, actor=_account(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -113,7 +113,7 @@ class WebhookEndpointRotateSecretApi(APIView):
     )
     def post(self, request: Request, endpoint_id: int) -> Response:
         endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=endpoint_id)
-        endpoint = services.endpoint_rotate_secret(endpoint=endpoint)
+        endpoint = services.endpoint_rotate_secret(endpoint=endpoint, actor=_account(request))
         return _shown_once(Response(EndpointWithSecretOutputSerializer(endpoint).data))
 
 

@@ -28,6 +28,7 @@ from standardwebhooks.webhooks import Webhook
 
 from accounts.models import Account
 from core.actors import Actor
+from core.audit import audit_log
 from core.errors import Conflict, FieldError
 from webhooks import http
 from webhooks.catalog import ALL, ENDPOINT_DISABLED, EVENT_TYPES, PING, subscribed
@@ -125,7 +126,9 @@ def _event_types_validate(event_types: Iterable[str]) -> list[str]:
 
 
 @transaction.atomic
-def endpoint_create(*, account: Account, url: str, event_types: Iterable[str] = (), description: str = "") -> Endpoint:
+def endpoint_create(
+    *, account: Account, url: str, event_types: Iterable[str] = (), description: str = "", actor: Actor = None
+) -> Endpoint:
     """Register a webhook endpoint for ``account``; the URL must be one webhooks may be sent to,
     and an account has at most WEBHOOKS_MAX_ENDPOINTS_PER_ACCOUNT endpoints."""
     Account.objects.select_for_update().filter(pk=account.pk).first()  # one registration at a time per account
@@ -134,12 +137,18 @@ def endpoint_create(*, account: Account, url: str, event_types: Iterable[str] = 
         raise Conflict(
             f"An account may have at most {limit} webhook endpoints; delete one first.", code="too_many_endpoints"
         )
-    return Endpoint.objects.create(
+    endpoint = Endpoint.objects.create(
         account=account,
         url=_url_validate(url),
         event_types=_event_types_validate(event_types),
         description=description,
     )
+    audit_log(obj=endpoint, action="created", actor=actor or account, message=_endpoint_text(endpoint))
+    return endpoint
+
+
+def _endpoint_text(endpoint: Endpoint) -> str:
+    return f"{endpoint.url} for {', '.join(endpoint.event_types) or 'every event'}"
 
 
 @transaction.atomic
@@ -154,6 +163,7 @@ def endpoint_update(
 ) -> Endpoint:
     """Change an endpoint; enabling it clears the disabled reason and the failure streak."""
     endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
+    before = (endpoint.url, endpoint.event_types, endpoint.description)
     if url is not None:
         endpoint.url = _url_validate(url)
     if event_types is not None:
@@ -161,6 +171,18 @@ def endpoint_update(
     if description is not None:
         endpoint.description = description
     endpoint.save()
+    changed = [
+        f"{name} {old!r} -> {new!r}"
+        for name, old, new in zip(
+            ("url", "event types", "description"),
+            before,
+            (endpoint.url, endpoint.event_types, endpoint.description),
+            strict=True,
+        )
+        if old != new
+    ]
+    if changed:
+        audit_log(obj=endpoint, action="changed", actor=actor, message="; ".join(changed) + ".")
     if enabled is True and not endpoint.enabled:
         endpoint = endpoint_enable(endpoint=endpoint, actor=actor)
     elif enabled is False and endpoint.enabled:
@@ -170,19 +192,26 @@ def endpoint_update(
 
 
 @transaction.atomic
-def endpoint_delete(*, endpoint: Endpoint) -> None:
+def endpoint_delete(*, endpoint: Endpoint, actor: Actor = None) -> None:
     """Delete an endpoint with its deliveries; events stay in the owner's feed."""
+    audit_log(obj=endpoint, action="deleted", actor=actor or endpoint.account, message=_endpoint_text(endpoint))
     endpoint.delete()
 
 
 @transaction.atomic
-def endpoint_rotate_secret(*, endpoint: Endpoint) -> Endpoint:
+def endpoint_rotate_secret(*, endpoint: Endpoint, actor: Actor = None) -> Endpoint:
     """Give the endpoint a new secret; the old one keeps signing beside it for 24 hours."""
     endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_expires_at = timezone.now() + SECRET_OVERLAP
     endpoint.secret = new_secret()
     endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
+    audit_log(
+        obj=endpoint,
+        action="secret rotated",
+        actor=actor or endpoint.account,
+        message=f"The previous secret signs too until {endpoint.previous_secret_expires_at:%Y-%m-%d %H:%M} UTC.",
+    )
     return endpoint
 
 
@@ -201,6 +230,7 @@ def endpoint_enable(*, endpoint: Endpoint, actor: Actor) -> Endpoint:
         enabled=True, disabled_at=None, disabled_reason="", failing_since=None, updated_at=timezone.now()
     )
     logger.info("Webhook endpoint %s enabled by %s", endpoint.pk, actor)
+    audit_log(obj=endpoint, action="enabled", actor=actor, message="Re-enabled; the failure streak starts again.")
     return Endpoint.objects.get(pk=endpoint.pk)
 
 
@@ -226,6 +256,7 @@ def endpoint_disable(*, endpoint: Endpoint, reason: str, actor: Actor = None, no
         lease_expires_at=None,
     )
     logger.warning("Webhook endpoint %s disabled by %s: %s", endpoint.pk, actor or "system", reason)
+    audit_log(obj=endpoint, action="disabled", actor=actor, message="Pending deliveries failed.", reason=reason, at=now)
     if notify:
         event_publish(
             event_type=ENDPOINT_DISABLED,

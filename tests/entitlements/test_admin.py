@@ -163,17 +163,90 @@ def test_single_items_are_decided_on_their_own(admin_client, ask):
     assert Grant.objects.get(frequency="1h").expires_at is None
 
 
-def test_request_page_shows_items_and_their_decisions_read_only(admin_client, ask):
-    request = ask("alice")
+def test_request_page_shows_reason_account_grants_and_past_requests(admin_client, ask):
+    earlier = ask("alice", "ETH", ("1d",))
+    services.access_request_refuse(request=earlier, actor=None, reason="Not this quarter")
+    account = earlier.account
+    account.name = "Alice Research"
+    account.save()
+    request = services.access_request_create(
+        account=account, dataset=Dataset.objects.get(symbol="BTC"), frequencies=["1h", "1d"], reason="Backtest 2024"
+    )
     services.access_request_approve(request=request, frequencies=["1h"], actor=None, note="ok")
     response = admin_client.get(f"{REQUESTS}{request.pk}/change/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Approve / trial / refuse this item" in html  # the pending 1d item
-    assert f"{ITEMS}?id__exact=" in html
+    assert 'id="request-reason">Backtest 2024<' in html
+    assert "Alice Research" in html and "(alice, Quant)" in html
     grant = Grant.objects.get()
-    assert f"/admin/entitlements/grant/{grant.pk}/change/" in html
-    assert 'name="reason"' not in html  # nothing editable
+    assert f"/admin/entitlements/grant/{grant.pk}/change/" in html  # its current grants
+    assert f"/admin/entitlements/accessrequest/{earlier.pk}/change/" in html  # its past requests
+    assert "Not this quarter" in html
+    # Controls only for the pending item; no do-nothing Save button.
+    assert "Approve 1d" in html and "Trial 1d" in html and "Refuse 1d" in html
+    assert "Approve 1h" not in html
+    assert 'name="_save"' not in html
+
+
+def decide(client, request, **fields):
+    return client.post(f"{REQUESTS}{request.pk}/decide/", fields, follow=True)
+
+
+def test_each_item_is_decided_from_the_request_page_with_one_post(admin_client, admin_user, ask):
+    request = ask("alice", "BTC", ("1h", "1d", "1mo"))
+    items = {item.frequency: item for item in request.items.all()}
+    before = timezone.now()
+    response = decide(admin_client, request, item=items["1h"].pk, decision="trial", trial_days=7)
+    assert response.redirect_chain[-1][0] == f"{REQUESTS}{request.pk}/change/"
+    assert any("Approved" in t and "as a trial until" in t for t in message_texts(response))
+    decide(admin_client, request, item=items["1d"].pk, decision="refuse", reason="Daily is sold out")
+    decide(admin_client, request, item=items["1mo"].pk, decision="approve", note="Known customer")
+    statuses = dict(request.items.values_list("frequency", "status"))
+    assert statuses == {"1h": "approved", "1d": "refused", "1mo": "approved"}
+    trial = Grant.objects.get(frequency="1h")
+    assert timedelta(days=7) <= trial.expires_at - before <= timedelta(days=7, minutes=1)
+    assert Grant.objects.get(frequency="1mo").expires_at is None
+    refused = request.items.get(frequency="1d")
+    assert (refused.decided_by_user, refused.decision_note) == (admin_user, "Daily is sold out")
+
+
+def test_a_trial_to_an_end_date_and_every_pending_item_at_once(admin_client, ask):
+    request = ask("alice")
+    end = (timezone.now() + timedelta(days=20)).date()
+    decide(admin_client, request, decision="trial", trial_days=7, expires_on=end.isoformat())
+    assert {g.expires_at.date() for g in Grant.objects.all()} == {end}  # the date wins over the prefilled days
+    assert Grant.objects.count() == 2
+
+
+def test_a_decision_form_error_speaks_in_labels_and_changes_nothing(admin_client, ask):
+    request = ask("alice")
+    item = request.items.first()
+    response = decide(admin_client, request, item=item.pk, decision="refuse", reason="  ")
+    assert any(t.startswith("Nothing decided. Reason: Say why") for t in message_texts(response))
+    response = decide(admin_client, request, item=item.pk, decision="trial", trial_days=0)
+    [text] = message_texts(response)
+    assert "Trial length (days):" in text and "trial_days" not in text
+    assert set(request.items.values_list("status", flat=True)) == {"pending"}
+
+
+def test_queue_shows_reason_account_name_and_waiting_oldest_first(admin_client, ask):
+    first = ask("alice")
+    AccessRequest.objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(hours=30))
+    second = ask("bob", "ETH", ("1d",))
+    second.account.name = "Bob Capital"
+    second.account.save()
+    AccessRequest.objects.filter(pk=second.pk).update(reason="Need ETH daily for a factor model")
+    html = admin_client.get(REQUESTS).content.decode()
+    assert "Bob Capital" in html and "Need ETH daily for a factor model" in html
+    assert "30 h" in html
+    assert html.index(f"{REQUESTS}{first.pk}/change/") < html.index(f"{REQUESTS}{second.pk}/change/")
+
+
+def test_the_action_form_says_which_items_it_decides(admin_client, ask):
+    request = ask("alice")
+    response = action(admin_client, REQUESTS, "refuse_requests", [request.pk])
+    assert "BTC 1h, 1d" in response.content.decode()
+    assert f"Request #{request.pk} from" in response.content.decode()
 
 
 def test_a_decision_that_lost_the_race_gets_a_clear_message(admin_client, ask):
@@ -288,5 +361,5 @@ def test_a_refused_direct_grant_in_the_admin_says_why_and_creates_nothing(admin_
         f"{GRANTS}add/", {"account": quant.pk, "dataset": eth.pk, "frequency": "1h"}, follow=True
     )
     assert response.status_code == 200
-    assert any("Nothing granted. frequency: ETH has no 1h" in t for t in message_texts(response))
+    assert any("Nothing granted. Frequency: ETH has no 1h" in t for t in message_texts(response))
     assert Grant.objects.count() == 0
