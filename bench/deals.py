@@ -8,7 +8,8 @@ emptied first) and REDIS_URL at a Redis database it may purge.
    and a "listener" buyer every seller authorised, whose webhook endpoint is a
    local receiver (a separate process verifying Standard Webhooks signatures).
 2. Starts gunicorn (gthread) on config.wsgi and a ``celery -A config worker -Q
-   default,webhooks``, both on 127.0.0.1 and an ephemeral port.
+   default,webhooks --pool threads`` (the webhooks worker's pool, see
+   docs/decisions/0015), both on 127.0.0.1 and an ephemeral port.
 3. Holds BENCH_DEALS_CONNECTIONS concurrent connections (aiohttp) for
    BENCH_DEALS_SECONDS (or until BENCH_DEALS_MAX_REQUESTS): 90% buyer reads (list
    and get) and 10% seller writes (PATCH and POST).
@@ -52,7 +53,7 @@ ITEMS_PER_DEAL = 3
 WRITE_SHARE = 0.10
 GUNICORN_WORKERS = int(os.environ.get("BENCH_DEALS_GUNICORN_WORKERS", "3"))
 GUNICORN_THREADS = int(os.environ.get("BENCH_DEALS_GUNICORN_THREADS", "16"))
-CELERY_CONCURRENCY = int(os.environ.get("BENCH_DEALS_CELERY_CONCURRENCY", "2"))
+CELERY_CONCURRENCY = int(os.environ.get("BENCH_DEALS_CELERY_CONCURRENCY", "8"))
 WEBHOOK_WAIT_SECONDS = 60.0
 REQUEST_TIMEOUT = 120.0
 
@@ -447,6 +448,8 @@ def main() -> None:
                 "worker",
                 "-Q",
                 "default,webhooks",
+                "--pool",
+                "threads",
                 "--concurrency",
                 str(CELERY_CONCURRENCY),
                 "--loglevel",

@@ -196,6 +196,12 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Reconnect for ever after a broker outage, and cancel tasks still running with a late
+# acknowledgement when the connection drops (they are redelivered), rather than acknowledge
+# them later on a channel that is gone: such an acknowledgement is what killed the worker.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- REST framework -----------------------------------------------------------------
@@ -298,6 +304,14 @@ WEBHOOKS_RETRY_JITTER = env.float("WEBHOOKS_RETRY_JITTER", default=0.2)
 WEBHOOKS_RETRY_AFTER_MAX = env.float("WEBHOOKS_RETRY_AFTER_MAX", default=3600.0)
 WEBHOOKS_DISABLE_AFTER = env.float("WEBHOOKS_DISABLE_AFTER", default=5 * 24 * 3600.0)
 WEBHOOKS_LEASE_SECONDS = env.float("WEBHOOKS_LEASE_SECONDS", default=60.0)
+# Webhook sending in each worker process: requests in flight at once, at most so many per
+# endpoint (a slow receiver holds only its share), how long a delivery over that share waits
+# before it is due again, and how old an undispatched event must be before the sweeper takes
+# it from the fast path.
+WEBHOOKS_SEND_CONCURRENCY = env.int("WEBHOOKS_SEND_CONCURRENCY", default=64)
+WEBHOOKS_ENDPOINT_CONCURRENCY = env.int("WEBHOOKS_ENDPOINT_CONCURRENCY", default=8)
+WEBHOOKS_DEFER_SECONDS = env.float("WEBHOOKS_DEFER_SECONDS", default=2.0)
+WEBHOOKS_SWEEP_GRACE = env.float("WEBHOOKS_SWEEP_GRACE", default=10.0)
 WEBHOOKS_MAX_ENDPOINTS_PER_ACCOUNT = env.int("WEBHOOKS_MAX_ENDPOINTS_PER_ACCOUNT", default=20)
 # Entitlements: hours after an Ops refusal during which a new request for the same
 # dataset frequency is refused automatically (0 disables), and hours before a trial

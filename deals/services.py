@@ -24,7 +24,7 @@ from deals import selectors
 from deals.currencies import CURRENCY_CODES, quantum
 from deals.models import BuyerAuthorization, Deal, DealItem, DealStatus, DiscountType
 from deals.wire import deal_etag, deal_wire
-from webhooks.services import event_publish
+from webhooks.services import event_publish, recipients_fence, sends_settle
 
 MAX_AMOUNT = Decimal("999999999999999")
 MAX_ITEMS = 500
@@ -334,12 +334,24 @@ def authorization_create_by_ref(*, seller: Account, buyer_ref: str, actor: Actor
     return authorization_create(seller=seller, buyer=buyer, actor=actor)
 
 
-@transaction.atomic
 def authorization_delete(*, seller: Account, buyer_ref: str) -> None:
-    """Take ``seller``'s authorisation away from the buyer: effective for reads and deliveries at once."""
-    deleted, _ = BuyerAuthorization.objects.filter(seller=seller, buyer__ref=buyer_ref).delete()
-    if not deleted:
-        raise NotFound(f"'{buyer_ref}' is not among your authorised buyers.")
+    """Take ``seller``'s authorisation away from the buyer: effective for reads and deliveries at once.
+
+    When it returns, nothing more of the seller's reaches the buyer's webhooks: the buyer's
+    endpoints are locked while the authorisation goes (an attempt checks the audience under
+    that lock when it starts), then the attempts already on the wire are waited for.
+    """
+    with transaction.atomic():
+        buyer_id = (
+            BuyerAuthorization.objects.filter(seller=seller, buyer__ref=buyer_ref)
+            .values_list("buyer_id", flat=True)
+            .first()
+        )
+        if buyer_id is None:
+            raise NotFound(f"'{buyer_ref}' is not among your authorised buyers.")
+        recipients_fence(account_ids=[buyer_id])
+        BuyerAuthorization.objects.filter(seller=seller, buyer_id=buyer_id).delete()
+    sends_settle(account_ids=[buyer_id])
 
 
 DEMO_DEAL = {

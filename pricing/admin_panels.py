@@ -3,7 +3,7 @@ history and the sync status of each frequency."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -13,6 +13,8 @@ from pricing import selectors
 from pricing.charts import line_chart
 
 CHART_DAYS = 90
+# The spacing each frequency's points are expected at: a wider gap is drawn as a gap.
+CHART_STEPS = {"1h": timedelta(hours=1), "1d": timedelta(days=1), "1mo": timedelta(days=31)}
 MARKET_CAP_ROWS = 30
 
 
@@ -31,11 +33,17 @@ def dataset_pricing_context(*, dataset: Dataset) -> dict[str, Any]:
     ]
     cap_points = [(datetime.combine(day, time(0), tzinfo=UTC), value) for day, value in caps]
     return {
-        "pricing_chart": line_chart(points, title=f"{dataset.symbol} {frequency} USD price, last {CHART_DAYS} days"),
+        "pricing_chart": line_chart(
+            points,
+            title=f"{dataset.symbol} {frequency} USD price, last {CHART_DAYS} days",
+            step=CHART_STEPS.get(frequency),
+        ),
         "pricing_chart_frequency": frequency,
         "pricing_chart_sources": sources,
         "pricing_chart_days": CHART_DAYS,
-        "pricing_market_cap_chart": line_chart(cap_points, title=f"{dataset.symbol} market cap (USD)"),
+        "pricing_market_cap_chart": line_chart(
+            cap_points, title=f"{dataset.symbol} market cap (USD)", step=timedelta(days=1)
+        ),
         "pricing_market_caps": [
             {
                 "date": s.date,

@@ -125,12 +125,14 @@ def deliver_now(settings: pytest.FixtureRequest) -> Callable[..., int]:
     on-commit enqueue never happens and ``deliver_now()`` is what delivers.
     Retries scheduled for later are not due: shorten them in the test with
     ``settings.WEBHOOKS_RETRY_SCHEDULE = [0, 0, 0]`` if it needs them now.
-    Allows private URLs (WEBHOOKS_ALLOW_PRIVATE_URLS=True).
+    Allows private URLs (WEBHOOKS_ALLOW_PRIVATE_URLS=True) and sets WEBHOOKS_SWEEP_GRACE to 0.
     """
     from webhooks import services as webhook_services
     from webhooks import tasks as webhook_tasks
 
     settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True  # type: ignore[attr-defined]
+    # What this sweeper finds was just written, with no fast path running to leave it to.
+    settings.WEBHOOKS_SWEEP_GRACE = 0  # type: ignore[attr-defined]
 
     def _deliver(max_rounds: int = 50) -> int:
         attempts = 0
@@ -147,3 +149,12 @@ def deliver_now(settings: pytest.FixtureRequest) -> Callable[..., int]:
         raise AssertionError(f"webhook work still due after {max_rounds} rounds")
 
     return _deliver
+
+
+@pytest.fixture(autouse=True)
+def _broker_backoff_reset() -> Iterator[None]:
+    # A test that made the broker unreachable must not leave the next one skipping it.
+    from webhooks import services as webhook_services
+
+    yield
+    webhook_services._broker_down_until = 0.0

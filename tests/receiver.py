@@ -30,6 +30,8 @@ class RecordedRequest:
     body: bytes
     received_at: datetime
     received_monotonic: float
+    client_port: int = 0
+    """The sender's source port: requests on one kept-alive connection share it."""
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -59,6 +61,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body=body,
                 received_at=datetime.now(UTC),
                 received_monotonic=time.monotonic(),
+                client_port=int(self.client_address[1]),
             )
         )
         scripted = receiver._next_response()
@@ -69,13 +72,15 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in scripted.headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(scripted.body)))
-            self.send_header("Connection", "close")
+            if not receiver.keep_alive:
+                self.send_header("Connection", "close")
             self.end_headers()
             if scripted.body:
                 self.wfile.write(scripted.body)
         except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a timeout under test)
-        self.close_connection = True
+            self.close_connection = True  # the client gave up (a timeout under test)
+            return
+        self.close_connection = not receiver.keep_alive
 
     do_POST = do_GET = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 
@@ -91,8 +96,10 @@ class _Server(ThreadingHTTPServer):
 class WebhookReceiver:
     """A threaded HTTP server on 127.0.0.1 that records requests and plays scripted responses."""
 
-    def __init__(self, path: str = "/webhook") -> None:
+    def __init__(self, path: str = "/webhook", *, keep_alive: bool = False) -> None:
         self.path = path
+        self.keep_alive = keep_alive
+        """Answer HTTP/1.1 keep-alive, so the sender may reuse its connection."""
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._script: deque[ScriptedResponse] = deque()

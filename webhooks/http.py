@@ -15,7 +15,9 @@
 from __future__ import annotations
 
 import contextlib
+import heapq
 import ipaddress
+import os
 import socket
 import threading
 import time
@@ -129,52 +131,148 @@ def url_check(url: str, *, allow_private: bool) -> None:
             )
 
 
-class _Guard:
-    """Per-request state shared with the connections: the peer rule and the deadline watchdog."""
+class _Call:
+    """One request's state, shared with the connections it uses: the refused peer and the deadline."""
 
-    def __init__(self, allow_private: bool) -> None:
-        self.allow_private = allow_private
-        self.sockets: list[socket.socket] = []
+    def __init__(self) -> None:
+        self.connections: list[Any] = []
         self.refused: str | None = None
         self.aborted = False
+        self.done = False
         self._lock = threading.Lock()
 
-    def check(self, conn: Any, sock: socket.socket) -> socket.socket:
+    def attach(self, conn: Any) -> None:
         with self._lock:
-            self.sockets.append(sock)
+            self.connections.append(conn)
             aborted = self.aborted
         if aborted:
-            sock.close()
-            raise NewConnectionError(conn, "deadline exceeded")
-        if not self.allow_private:
-            peer = str(sock.getpeername()[0])
-            if not address_allowed(peer):
-                self.refused = peer
-                sock.close()
-                raise AddressNotAllowed(conn, f"connected address {peer} is not allowed")
-        return sock
+            _shutdown(conn)
+
+    def finish(self) -> None:
+        with self._lock:
+            self.done = True
 
     def abort(self) -> None:
+        # Under the lock, so that a connection handed back to the pool (finish) is never touched.
         with self._lock:
+            if self.done:
+                return
             self.aborted = True
-            sockets = list(self.sockets)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+            for conn in self.connections:
+                _shutdown(conn)
 
 
-def _adapter(guard: _Guard) -> HTTPAdapter:
+def _shutdown(conn: Any) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+_current = threading.local()
+
+
+class _Watchdog:
+    """One thread for every deadline in the process (no thread per request): aborts calls that overrun."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Call]] = []
+        self._seq = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, call: _Call, seconds: float) -> None:
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="webhook-deadlines", daemon=True)
+                self._thread.start()
+            self._seq += 1
+            heapq.heappush(self._heap, (time.monotonic() + seconds, self._seq, call))
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                deadline, _, call = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            if not call.done:
+                call.abort()
+
+
+_watchdog = _Watchdog()
+
+
+def _connection_classes(allow_private: bool) -> dict[str, type]:
     def new_conn(self: Any) -> socket.socket:
-        return guard.check(self, super(type(self), self)._new_conn())
+        sock = super(type(self), self)._new_conn()
+        call: _Call | None = getattr(_current, "call", None)
+        if not allow_private:
+            peer = str(sock.getpeername()[0])
+            if not address_allowed(peer):
+                if call is not None:
+                    call.refused = peer
+                sock.close()
+                raise AddressNotAllowed(self, f"connected address {peer} is not allowed")
+        return sock
 
-    http_conn = type("GuardedHTTPConnection", (HTTPConnection,), {"_new_conn": new_conn})
-    https_conn = type("GuardedHTTPSConnection", (HTTPSConnection,), {"_new_conn": new_conn})
-    http_pool = type("GuardedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn})
-    https_pool = type("GuardedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn})
+    def request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call: _Call | None = getattr(_current, "call", None)
+        if call is not None:
+            call.attach(self)  # the deadline covers a reused connection too
+        return super(type(self), self).request(*args, **kwargs)
 
-    adapter = HTTPAdapter(max_retries=0, pool_connections=1, pool_maxsize=1)
-    adapter.poolmanager.pool_classes_by_scheme = {"http": http_pool, "https": https_pool}
-    return adapter
+    body = {"_new_conn": new_conn, "request": request}
+    http_conn = type("GuardedHTTPConnection", (HTTPConnection,), dict(body))
+    https_conn = type("GuardedHTTPSConnection", (HTTPSConnection,), dict(body))
+    return {
+        "http": type("GuardedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+        "https": type("GuardedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
+    }
+
+
+PER_HOST_CONNECTIONS = 16
+"""Idle connections kept per receiver host (scheme, host, port); more may be open at once."""
+
+
+class _Sessions:
+    """One ``requests.Session`` per (receiver host, address rule), kept for the process: connections are reused."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[tuple[str, str, int | None, bool], requests.Session] = {}
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def get(self, url: str, allow_private: bool) -> requests.Session:
+        parts = urlsplit(url)
+        key = (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port, allow_private)
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child never shares its parent's sockets
+                self._sessions, self._pid = {}, os.getpid()
+            session = self._sessions.get(key)
+            if session is None:
+                session = requests.Session()
+                session.trust_env = False  # no proxies or netrc from the environment
+                adapter = HTTPAdapter(max_retries=0, pool_connections=1, pool_maxsize=PER_HOST_CONNECTIONS)
+                adapter.poolmanager.pool_classes_by_scheme = _connection_classes(allow_private)
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+                self._sessions[key] = session
+            return session
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            session.close()
+
+
+sessions = _Sessions()
 
 
 @dataclass(frozen=True)
@@ -196,23 +294,21 @@ def post(
     total_timeout: float,
     max_body: int,
 ) -> PostResult:
-    """POST ``body`` to ``url`` under the rules above; never raises for network trouble."""
-    guard = _Guard(allow_private)
-    session = requests.Session()
-    session.trust_env = False  # no proxies or netrc from the environment
-    adapter = _adapter(guard)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    watchdog = threading.Timer(total_timeout, guard.abort)
-    watchdog.daemon = True
+    """POST ``body`` to ``url`` under the rules above; never raises for network trouble.
+
+    Connections to the same receiver host are kept and reused by every thread of the process.
+    """
+    call = _Call()
     started = time.monotonic()
     status_code: int | None = None
     response_headers: dict[str, str] = {}
     content = b""
     error = ""
+    _current.call = call
     try:
         url_check(url, allow_private=True)  # scheme and credentials; addresses are checked on connect
-        watchdog.start()
+        session = sessions.get(url, allow_private)
+        _watchdog.watch(call, total_timeout)
         timeout = urllib3.Timeout(connect=connect_timeout, read=total_timeout, total=total_timeout)
         response = session.post(
             url,
@@ -222,29 +318,36 @@ def post(
             allow_redirects=False,
             stream=True,
         )
+        reusable = False
         try:
             status_code = response.status_code
             response_headers = {k.lower(): v for k, v in response.headers.items()}
             try:
                 content = response.raw.read(max_body, decode_content=True) or b""
+                # An answer read to its end leaves the connection reusable; a longer one is cut off.
+                reusable = not response.raw.read(1, decode_content=True)
             except (urllib3.exceptions.HTTPError, OSError):
                 content = b""  # the answer's status is what counts; a broken body is only not logged
         finally:
-            response.close()
+            call.finish()  # from here the watchdog leaves the connection alone: it may serve another request
+            if reusable and not call.aborted:
+                response.raw.release_conn()
+            else:
+                response.close()
     except UrlNotAllowed as exc:
         error = str(exc)
     except requests.RequestException as exc:
-        error = _describe(exc, guard, connect_timeout, total_timeout)
+        error = _describe(exc, call, connect_timeout, total_timeout)
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        error = _describe(exc, guard, connect_timeout, total_timeout)
+        error = _describe(exc, call, connect_timeout, total_timeout)
     finally:
-        watchdog.cancel()
-        session.close()
+        call.finish()
+        _current.call = None
     duration_ms = int((time.monotonic() - started) * 1000)
     return PostResult(status_code, response_headers, content[:max_body], duration_ms, error)
 
 
-def _describe(exc: Exception, guard: _Guard, connect_timeout: float, total_timeout: float) -> str:
+def _describe(exc: Exception, guard: _Call, connect_timeout: float, total_timeout: float) -> str:
     if guard.refused is not None:
         return f"Refused: {guard.refused} is not a public address."
     if guard.aborted:

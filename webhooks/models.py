@@ -146,7 +146,8 @@ class Delivery(models.Model):
     """One event on its way to one endpoint; the retry schedule lives in ``next_attempt_at``.
 
     A worker owns a pending delivery while ``lease_expires_at`` is in the future and it
-    holds ``lease_token``; a claim whose worker died ends with its lease.
+    holds ``lease_token``; a claim whose worker died ends with its lease. ``sending_until``
+    marks an attempt on the wire, which deleting the endpoint waits for.
     """
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
@@ -159,6 +160,9 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     lease_token = models.CharField(max_length=32, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    sending_until = models.DateTimeField(
+        null=True, blank=True, help_text="Set while an attempt is on the wire: until its deadline at the latest."
+    )
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)

@@ -14,6 +14,7 @@ import email.utils
 import json
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
@@ -42,7 +43,7 @@ from webhooks.models import (
     new_lease_token,
     new_secret,
 )
-from webhooks.registry import audience_allows, audience_filter
+from webhooks.registry import audience_filter
 
 logger = logging.getLogger(__name__)
 
@@ -84,12 +85,24 @@ def _enqueue_dispatch(event_id: int) -> None:
     transaction.on_commit(lambda: task_enqueue(tasks.event_dispatch, event_id))
 
 
+BROKER_BACKOFF_SECONDS = 2.0
+"""After a failed enqueue, how long this process stops trying and leaves new work to the sweeper."""
+
+_broker_down_until = 0.0
+
+
 def task_enqueue(task: Any, *args: Any) -> None:
     """Send a task to the broker; if the broker is unreachable, log it and let the sweeper catch up.
 
     A lost message only costs latency: the rows it would have worked on stay due in
-    the database. The caller's request never fails because of it.
+    the database. The caller's request never fails because of it, and after one
+    failure the process skips the broker for BROKER_BACKOFF_SECONDS, so that writes
+    during an outage do not each wait for a connection attempt.
     """
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        logger.debug("Broker unreachable a moment ago; %s%r is left to the webhook sweeper.", task.name, args)
+        return
     try:
         task.apply_async(
             args=args,
@@ -97,6 +110,7 @@ def task_enqueue(task: Any, *args: Any) -> None:
             retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
         )
     except Exception:
+        _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
         logger.warning("Could not enqueue %s%r; the webhook sweeper will pick the work up.", task.name, args)
 
 
@@ -191,11 +205,58 @@ def endpoint_update(
     return endpoint
 
 
-@transaction.atomic
 def endpoint_delete(*, endpoint: Endpoint, actor: Actor = None) -> None:
-    """Delete an endpoint with its deliveries; events stay in the owner's feed."""
-    audit_log(obj=endpoint, action="deleted", actor=actor or endpoint.account, message=_endpoint_text(endpoint))
-    endpoint.delete()
+    """Delete an endpoint with its deliveries; events stay in the owner's feed.
+
+    Ordering rule: the endpoint is first disabled (no attempt starts after that
+    commits), then the attempts already on the wire are waited for (at most
+    WEBHOOKS_TIMEOUT), then the rows go, under the endpoint's row lock that every
+    writer of its deliveries takes first. So the delete never conflicts with a
+    delivery being recorded, and nothing reaches the receiver after it returns.
+    """
+    with transaction.atomic():
+        locked = Endpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
+        if locked is None:
+            return
+        if locked.enabled:
+            Endpoint.objects.filter(pk=endpoint.pk).update(
+                enabled=False, disabled_at=timezone.now(), disabled_reason="Being deleted.", updated_at=timezone.now()
+            )
+    sends_settle(endpoint_ids=[endpoint.pk])
+    with transaction.atomic():
+        locked = Endpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
+        if locked is not None:
+            audit_log(obj=locked, action="deleted", actor=actor or locked.account, message=_endpoint_text(locked))
+            locked.delete()
+
+
+def recipients_fence(*, account_ids: Iterable[int]) -> None:
+    """In the caller's transaction, hold off attempts to these accounts' endpoints until it ends.
+
+    For a change that takes an audience away: attempts starting meanwhile wait for it
+    and then see it; ``sends_settle`` after the commit waits for those already sent.
+    """
+    list(Endpoint.objects.select_for_update().filter(account_id__in=list(account_ids)).order_by("id").values("pk"))
+
+
+def sends_settle(*, endpoint_ids: Iterable[int] = (), account_ids: Iterable[int] = ()) -> bool:
+    """Wait until no attempt to these endpoints (or these accounts' endpoints) is on the wire.
+
+    Callers first make sure no new attempt may start (an endpoint disabled, an
+    audience taken away, committed): an attempt checks both under the endpoint's
+    row lock when it starts. Waits at most WEBHOOKS_TIMEOUT plus a second;
+    returns False if attempts were still running then (their deadline had not passed).
+    """
+    ids, accounts = list(endpoint_ids), list(account_ids)
+    flights = Delivery.objects.filter(sending_until__isnull=False)
+    flights = flights.filter(Q(endpoint_id__in=ids) | Q(endpoint__account_id__in=accounts))
+    deadline = time.monotonic() + float(settings.WEBHOOKS_TIMEOUT) + 1.0
+    while True:
+        if not flights.filter(sending_until__gt=timezone.now()).exists():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
 
 
 @transaction.atomic
@@ -281,7 +342,7 @@ def endpoint_ping(*, endpoint: Endpoint) -> Delivery:
         data={"endpoint": {"id": endpoint.pk, "url": endpoint.url}, "message": "Ping from the back office."},
         dispatched_at=now,
     )
-    delivery = Delivery.objects.create(event=event, endpoint=endpoint, next_attempt_at=now)
+    delivery = Delivery.objects.create(event=event, endpoint=endpoint, next_attempt_at=_handed_off(now))
     _enqueue_send(delivery.pk)
     return delivery
 
@@ -297,7 +358,7 @@ def delivery_redeliver(*, delivery: Delivery, actor: Actor) -> Delivery:
         raise Conflict("The endpoint is disabled; enable it before redelivering.", code="endpoint_disabled")
     now = timezone.now()
     delivery.round_attempts = 0
-    delivery.next_attempt_at = now
+    delivery.next_attempt_at = _handed_off(now)
     in_flight = (
         delivery.status == DeliveryStatus.PENDING
         and bool(delivery.lease_token)
@@ -348,39 +409,69 @@ def _lease(now: datetime) -> dict[str, Any]:
     return {"lease_token": new_lease_token(), "lease_expires_at": now + timedelta(seconds=_lease_seconds())}
 
 
+def _handed_off(now: datetime) -> datetime:
+    """When a delivery handed to the fast path (ping, redelivery) becomes the sweeper's: after the grace."""
+    return now + timedelta(seconds=float(settings.WEBHOOKS_SWEEP_GRACE))
+
+
 def _enqueue_send(delivery_id: int) -> None:
+    """On commit, have a worker claim and send the delivery now, whenever it is due."""
     from webhooks import tasks
 
     transaction.on_commit(lambda: task_enqueue(tasks.delivery_send, delivery_id))
 
 
-@transaction.atomic
-def event_fanout(*, event_id: int) -> list[int]:
-    """Create one due delivery per subscribed endpoint of the event's recipients; return their ids.
+def _endpoints_lock_shared(*, endpoint_ids: Iterable[int] = (), event_id: int | None = None) -> list[int]:
+    """Share-lock endpoint rows, in id order, for the rest of the transaction; return the ids that exist.
 
-    Runs once per event: whoever locks the undispatched event first does it.
-    Endpoints that are disabled get a ``failed`` delivery, so their owner can
-    redeliver it after re-enabling them (the notice that an endpoint was
-    disabled skips that endpoint).
+    Every writer of deliveries and attempts takes this lock first, and deleting an
+    endpoint takes its exclusive lock first: a delete waits for the writers in
+    progress, and the writers that come after it find the endpoint gone.
+    """
+    if event_id is not None:
+        where, params = "account_id IN (SELECT account_id FROM webhooks_eventrecipient WHERE event_id = %s)", [event_id]
+    else:
+        ids = sorted(set(endpoint_ids))
+        if not ids:
+            return []
+        where, params = "id IN (" + ", ".join(["%s"] * len(ids)) + ")", ids
+    lock = " FOR SHARE" if connection.vendor == "postgresql" else ""  # SQLite runs one writer at a time
+    with connection.cursor() as cursor:
+        # Only constant fragments and placeholders are formatted in; the values go as parameters.
+        cursor.execute(f"SELECT id FROM webhooks_endpoint WHERE {where} ORDER BY id{lock}", params)  # noqa: S608
+        return [row[0] for row in cursor.fetchall()]
+
+
+@transaction.atomic
+def event_fanout(*, event_id: int) -> list[Claim]:
+    """Create one delivery per subscribed endpoint of the event's recipients, claimed by the caller.
+
+    Runs once per event: whoever locks the undispatched event first does it. The
+    deliveries are born claimed (leased to the caller, who sends them at once), so
+    no sweeper takes them while the fast path holds them. Endpoints that are
+    disabled get a ``failed`` delivery, so their owner can redeliver it after
+    re-enabling them (the notice that an endpoint was disabled skips that endpoint).
     """
     event = Event.objects.select_for_update(skip_locked=True).filter(pk=event_id, dispatched_at__isnull=True).first()
     if event is None:
         return []
     now = timezone.now()
+    locked = set(_endpoints_lock_shared(event_id=event.pk))
     about = event.data.get("endpoint", {}).get("id") if event.type == ENDPOINT_DISABLED else None
     endpoints = [
         endpoint
-        for endpoint in Endpoint.objects.filter(account_id__in=event.recipients.values("account_id")).order_by("id")
+        for endpoint in Endpoint.objects.filter(pk__in=locked).order_by("id")
         if subscribed(endpoint.event_types, event.type) and endpoint.pk != about
     ]
     # Only recipients with a subscribed endpoint are checked: one query, however many recipients.
     allowed = audience_filter(event.type, event.data, {endpoint.account_id for endpoint in endpoints})
+    lease = _lease(now)
     deliveries = []
     for endpoint in endpoints:
         if endpoint.account_id not in allowed:
             continue
         if endpoint.enabled:
-            deliveries.append(Delivery(event=event, endpoint=endpoint, next_attempt_at=now))
+            deliveries.append(Delivery(event=event, endpoint=endpoint, next_attempt_at=now, **lease))
         else:
             deliveries.append(
                 Delivery(
@@ -394,7 +485,7 @@ def event_fanout(*, event_id: int) -> list[int]:
     created = Delivery.objects.bulk_create(deliveries)
     event.dispatched_at = now
     event.save(update_fields=["dispatched_at"])
-    return [d.pk for d in created if d.status == DeliveryStatus.PENDING]
+    return [(d.pk, str(lease["lease_token"])) for d in created if d.status == DeliveryStatus.PENDING]
 
 
 def _claimable(now: datetime) -> QuerySet[Delivery]:
@@ -405,9 +496,12 @@ def _claimable(now: datetime) -> QuerySet[Delivery]:
 
 @transaction.atomic
 def delivery_claim(*, delivery_id: int) -> str | None:
-    """Claim one delivery if it is due and nobody holds it; return the lease token, or None."""
+    """Claim one pending delivery nobody holds, due or not (the fast path); return the lease token, or None."""
     now = timezone.now()
-    if _claimable(now).select_for_update(skip_locked=True).filter(pk=delivery_id).values_list("pk").first() is None:
+    free = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING).filter(
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
+    )
+    if free.select_for_update(skip_locked=True).values_list("pk").first() is None:
         return None
     lease = _lease(now)
     Delivery.objects.filter(pk=delivery_id).update(**lease)
@@ -431,6 +525,31 @@ def deliveries_claim_due(*, limit: int = 500) -> list[Claim]:
     return [(pk, lease["lease_token"]) for pk in ids]
 
 
+@transaction.atomic
+def deliveries_defer(*, claims: Iterable[Claim], seconds: float) -> int:
+    """Give claims back, due again in ``seconds`` (a receiver already has its share in flight)."""
+    now = timezone.now()
+    deferred = 0
+    for token, ids in _by_token(claims).items():
+        deferred += Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.PENDING, lease_token=token).update(
+            lease_token="", lease_expires_at=None, next_attempt_at=now + timedelta(seconds=seconds)
+        )
+    return deferred
+
+
+def _by_token(claims: Iterable[Claim]) -> dict[str, list[int]]:
+    grouped: dict[str, list[int]] = {}
+    for delivery_id, token in claims:
+        grouped.setdefault(token, []).append(delivery_id)
+    return grouped
+
+
+def claims_endpoints(*, claims: Iterable[Claim]) -> dict[int, int]:
+    """delivery id -> endpoint id, for the claims whose delivery still exists."""
+    ids = [delivery_id for delivery_id, _ in claims]
+    return dict(Delivery.objects.filter(pk__in=ids).values_list("id", "endpoint_id"))
+
+
 @dataclass(frozen=True)
 class SweepResult:
     dispatched: int
@@ -439,13 +558,22 @@ class SweepResult:
 
 def webhooks_sweep(*, deliver: Callable[[int, str], None], limit: int = 500) -> SweepResult:
     """The safety net: fan out events whose fast path was lost, then claim every due delivery
-    and hand each claim to ``deliver`` (the periodic task enqueues them)."""
+    and hand each claim to ``deliver``.
+
+    It leaves alone what the fast path may still be doing: events younger than
+    WEBHOOKS_SWEEP_GRACE (their dispatch message is probably queued) and
+    deliveries under a live lease (claimed at fan-out, ping or redelivery). An
+    event it dispatches first is skipped by its late dispatch message, so a
+    delivery is sent once however far behind the queue is.
+    """
     dispatched = 0
     claimed = 0
-    for event_id in (
-        Event.objects.filter(dispatched_at__isnull=True).order_by("id").values_list("id", flat=True)[:limit]
-    ):
-        event_fanout(event_id=event_id)
+    young = timezone.now() - timedelta(seconds=float(settings.WEBHOOKS_SWEEP_GRACE))
+    undispatched = Event.objects.filter(dispatched_at__isnull=True, created_at__lte=young)
+    for event_id in undispatched.order_by("id").values_list("id", flat=True)[:limit]:
+        for claim in event_fanout(event_id=event_id):
+            deliver(*claim)
+            claimed += 1
         dispatched += 1
     for claim in deliveries_claim_due(limit=limit):
         deliver(*claim)
@@ -497,42 +625,87 @@ def _disable_after() -> timedelta:
     return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
 
 
-def delivery_attempt(*, delivery_id: int, lease_token: str) -> DeliveryAttempt | None:
-    """Make one attempt at a delivery this caller claimed, log it, and schedule what comes next.
+@dataclass(frozen=True)
+class Outgoing:
+    """A started attempt: what to POST where, and the token that owns the delivery meanwhile."""
 
-    Returns None without sending when the claim is no longer the caller's (another
-    worker took it after the lease ran out) or the delivery is done.
+    delivery_id: int
+    endpoint_id: int
+    lease_token: str
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    signed_at: datetime
+
+
+def deliveries_start(*, claims: Iterable[Claim]) -> list[Outgoing]:
+    """Start attempts for claimed deliveries: what to send, signed, for those still to be sent.
+
+    Under the endpoints' share locks (see ``_endpoints_lock_shared``), each claim is
+    traded for a token of this attempt alone, so of two copies of the same task
+    message only the first sends; the delivery is marked on the wire until the
+    attempt's deadline. Deliveries of disabled endpoints fail and those whose
+    recipient may no longer see the event are cancelled, without a request.
     """
-    now = timezone.now()
-    # Trade the claim for a token of this attempt alone: of two copies of the same task
-    # message (a broker redelivery), only the first to get here sends anything.
-    claim_token, lease_token = lease_token, new_lease_token()
-    owned = (
-        Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, lease_token=claim_token)
-        .exclude(lease_token="")
-        .update(lease_token=lease_token, lease_expires_at=now + timedelta(seconds=_lease_seconds()))
-    )
-    if not owned:
-        return None
-    delivery = Delivery.objects.select_related("event", "endpoint").filter(pk=delivery_id).first()
-    if delivery is None:
-        return None  # its endpoint was deleted meanwhile
-    endpoint, event = delivery.endpoint, delivery.event
-    if not endpoint.enabled:
-        _delivery_close(delivery, lease_token, DeliveryStatus.FAILED, "Endpoint disabled.")
-        return None
-    if not audience_allows(event.type, event.data, endpoint.account_id):
-        _delivery_close(delivery, lease_token, DeliveryStatus.CANCELLED, "The recipient may no longer see this event.")
-        return None
+    claims = list(claims)
+    if not claims:
+        return []
+    with transaction.atomic():
+        now = timezone.now()
+        endpoint_ids = Delivery.objects.filter(pk__in=[c[0] for c in claims]).values_list("endpoint_id", flat=True)
+        _endpoints_lock_shared(endpoint_ids=set(endpoint_ids))
+        token = new_lease_token()
+        sending_until = now + timedelta(seconds=float(settings.WEBHOOKS_TIMEOUT) + 1.0)
+        owned: list[int] = []
+        for claim_token, ids in _by_token(claims).items():
+            owned_now = list(
+                Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.PENDING, lease_token=claim_token)
+                .exclude(lease_token="")
+                .values_list("pk", flat=True)
+            )
+            Delivery.objects.filter(pk__in=owned_now).update(
+                lease_token=token,
+                lease_expires_at=now + timedelta(seconds=_lease_seconds()),
+                sending_until=sending_until,
+            )
+            owned += owned_now
+        if not owned:
+            return []
+        deliveries = list(Delivery.objects.select_related("event", "endpoint").filter(pk__in=owned).order_by("id"))
+        allowed: dict[int, set[int]] = {}
+        for delivery in deliveries:
+            if delivery.event_id not in allowed:
+                event = delivery.event
+                recipients = {d.endpoint.account_id for d in deliveries if d.event_id == event.pk}
+                allowed[event.pk] = audience_filter(event.type, event.data, recipients)
+        outgoing: list[Outgoing] = []
+        for delivery in deliveries:
+            endpoint, event = delivery.endpoint, delivery.event
+            if not endpoint.enabled:
+                _delivery_close(delivery, token, DeliveryStatus.FAILED, "Endpoint disabled.")
+                continue
+            if endpoint.account_id not in allowed[event.pk]:
+                _delivery_close(
+                    delivery, token, DeliveryStatus.CANCELLED, "The recipient may no longer see this event."
+                )
+                continue
+            outgoing.append(_outgoing(delivery, token))
+        return outgoing
 
+
+def _outgoing(delivery: Delivery, token: str) -> Outgoing:
+    endpoint, event = delivery.endpoint, delivery.event
     body = json.dumps(envelope(event), separators=(",", ":"))
     signed_at = timezone.now()
     signatures = [
         Webhook(secret).sign(event.public_id, signed_at, body)
         for secret in endpoint_signing_secrets(endpoint, now=signed_at)
     ]
-    result = http.post(
-        endpoint.url,
+    return Outgoing(
+        delivery_id=delivery.pk,
+        endpoint_id=endpoint.pk,
+        lease_token=token,
+        url=endpoint.url,
         body=body.encode(),
         headers={
             "Content-Type": "application/json",
@@ -540,12 +713,34 @@ def delivery_attempt(*, delivery_id: int, lease_token: str) -> DeliveryAttempt |
             "webhook-timestamp": str(int(signed_at.timestamp())),
             "webhook-signature": " ".join(signatures),
         },
+        signed_at=signed_at,
+    )
+
+
+def outgoing_post(outgoing: Outgoing) -> http.PostResult:
+    """The HTTP request of a started attempt (no database work: safe on any thread)."""
+    return http.post(
+        outgoing.url,
+        body=outgoing.body,
+        headers=outgoing.headers,
         allow_private=settings.WEBHOOKS_ALLOW_PRIVATE_URLS,
         connect_timeout=settings.WEBHOOKS_CONNECT_TIMEOUT,
         total_timeout=settings.WEBHOOKS_TIMEOUT,
         max_body=settings.WEBHOOKS_MAX_RESPONSE_BYTES,
     )
-    return _attempt_record(delivery_id, lease_token, endpoint.url, signed_at, result)
+
+
+def delivery_attempt(*, delivery_id: int, lease_token: str) -> DeliveryAttempt | None:
+    """Make one attempt at a delivery this caller claimed, log it, and schedule what comes next.
+
+    Returns None without sending when the claim is no longer the caller's (another
+    worker took it after the lease ran out) or the delivery is done.
+    """
+    started = deliveries_start(claims=[(delivery_id, lease_token)])
+    if not started:
+        return None
+    attempts = attempts_record(results=[(started[0], outgoing_post(started[0]))])
+    return attempts[0] if attempts else None
 
 
 def _delivery_close(delivery: Delivery, lease_token: str, status: str, reason: str) -> None:
@@ -556,6 +751,7 @@ def _delivery_close(delivery: Delivery, lease_token: str, status: str, reason: s
         next_attempt_at=None,
         lease_token="",
         lease_expires_at=None,
+        sending_until=None,
     )
 
 
@@ -563,74 +759,116 @@ def _response_text(body: bytes) -> str:
     return body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
-def _attempt_record(
-    delivery_id: int, lease_token: str, url: str, started_at: datetime, result: http.PostResult
-) -> DeliveryAttempt | None:
+def _error(result: http.PostResult) -> str:
     code = result.status_code
-    succeeded = code is not None and 200 <= code < 300
     if code is not None:
-        error = result.error or ("" if succeeded else f"HTTP {code}")
-    else:
-        error = result.error or "No response."
-    attempt = _attempt_log(delivery_id, lease_token, url, started_at, result, error)
-    if attempt is not None:
-        # After the delivery's transaction: endpoint rows are only ever locked before delivery
-        # rows (endpoint_disable), never after, so concurrent attempts cannot deadlock.
-        _endpoint_health(attempt.delivery.endpoint_id, code, error, started_at)
-    return attempt
+        return result.error or ("" if 200 <= code < 300 else f"HTTP {code}")
+    return result.error or "No response."
+
+
+def attempts_record(*, results: Iterable[tuple[Outgoing, http.PostResult]]) -> list[DeliveryAttempt]:
+    """Log attempts and schedule what comes next for each delivery, in one transaction for all of them.
+
+    A delivery whose endpoint was deleted meanwhile is skipped; a claim lost
+    meanwhile (redelivery, endpoint disabled) keeps the attempt on record only.
+    Then each endpoint's health: a success ends its failure streak, a 410 or
+    failing for WEBHOOKS_DISABLE_AFTER disables it.
+    """
+    results = list(results)
+    if not results:
+        return []
+    attempts = _attempts_log(results)
+    # After the deliveries' transaction: endpoint rows are only ever locked before delivery
+    # rows (share locks at start and record, endpoint_disable), never after, so no deadlock.
+    by_delivery = {outgoing.delivery_id: (outgoing, result) for outgoing, result in results}
+    healthy: set[int] = set()
+    for attempt in attempts:
+        outgoing, result = by_delivery[attempt.delivery_id]
+        code = result.status_code
+        if code is not None and 200 <= code < 300:
+            healthy.add(outgoing.endpoint_id)
+        else:
+            _endpoint_health(outgoing.endpoint_id, code, attempt.error, outgoing.signed_at)
+    if healthy:
+        Endpoint.objects.filter(pk__in=healthy, failing_since__isnull=False).update(failing_since=None)
+    return attempts
 
 
 @transaction.atomic
-def _attempt_log(
-    delivery_id: int, lease_token: str, url: str, started_at: datetime, result: http.PostResult, error: str
-) -> DeliveryAttempt | None:
+def _attempts_log(results: list[tuple[Outgoing, http.PostResult]]) -> list[DeliveryAttempt]:
     now = timezone.now()
-    delivery = Delivery.objects.select_for_update().filter(pk=delivery_id).first()
-    if delivery is None:
-        return None  # the endpoint was deleted while the request was in flight
-    code = result.status_code
-    succeeded = code is not None and 200 <= code < 300
-    delivery.attempt_count += 1
-    attempt = DeliveryAttempt.objects.create(
-        delivery=delivery,
-        number=delivery.attempt_count,
-        started_at=started_at,
-        duration_ms=result.duration_ms,
-        status_code=code,
-        error=error[:500],
-        response_body=_response_text(result.body),
-        url=url,
-    )
-    delivery.last_attempt_at = started_at
-    delivery.last_status_code = code
-    delivery.last_error = error[:500]
-    update = ["attempt_count", "last_attempt_at", "last_status_code", "last_error"]
-    # A claim lost meanwhile (redelivery, endpoint disabled) keeps the attempt on record only.
-    still_ours = delivery.status == DeliveryStatus.PENDING and delivery.lease_token == lease_token
-    if still_ours:
-        delivery.lease_token = ""
-        delivery.lease_expires_at = None
-        update += ["lease_token", "lease_expires_at", "status", "next_attempt_at", "completed_at", "round_attempts"]
-        if succeeded:
-            delivery.status = DeliveryStatus.SUCCEEDED
-            delivery.next_attempt_at = None
-            delivery.completed_at = now
-        else:
-            delivery.round_attempts += 1
-            if code == 410 or delivery.round_attempts > len(settings.WEBHOOKS_RETRY_SCHEDULE):
-                delivery.status = DeliveryStatus.FAILED
+    live = set(_endpoints_lock_shared(endpoint_ids={outgoing.endpoint_id for outgoing, _ in results}))
+    ids = sorted(outgoing.delivery_id for outgoing, _ in results if outgoing.endpoint_id in live)
+    deliveries = {d.pk: d for d in Delivery.objects.select_for_update().filter(pk__in=ids).order_by("id")}
+    attempts: list[DeliveryAttempt] = []
+    changed: list[Delivery] = []
+    for outgoing, result in results:
+        delivery = deliveries.get(outgoing.delivery_id)
+        if delivery is None:
+            continue  # the endpoint was deleted while the request was in flight
+        code = result.status_code
+        succeeded = code is not None and 200 <= code < 300
+        error = _error(result)
+        delivery.attempt_count += 1
+        attempts.append(
+            DeliveryAttempt(
+                delivery=delivery,
+                number=delivery.attempt_count,
+                started_at=outgoing.signed_at,
+                duration_ms=result.duration_ms,
+                status_code=code,
+                error=error[:500],
+                response_body=_response_text(result.body),
+                url=outgoing.url,
+            )
+        )
+        delivery.last_attempt_at = outgoing.signed_at
+        delivery.last_status_code = code
+        delivery.last_error = error[:500]
+        if delivery.lease_token in (outgoing.lease_token, ""):
+            delivery.sending_until = None  # off the wire (a disabled endpoint's claims were cleared meanwhile)
+        still_ours = delivery.status == DeliveryStatus.PENDING and delivery.lease_token == outgoing.lease_token
+        if still_ours:
+            delivery.lease_token = ""
+            delivery.lease_expires_at = None
+            if succeeded:
+                delivery.status = DeliveryStatus.SUCCEEDED
                 delivery.next_attempt_at = None
                 delivery.completed_at = now
             else:
-                delay = retry_delay(
-                    round_attempts=delivery.round_attempts,
-                    status_code=code,
-                    retry_after=result.headers.get("retry-after"),
-                    now=now,
-                )
-                delivery.next_attempt_at = now + timedelta(seconds=delay)
-    delivery.save(update_fields=update)
-    return attempt
+                delivery.round_attempts += 1
+                if code == 410 or delivery.round_attempts > len(settings.WEBHOOKS_RETRY_SCHEDULE):
+                    delivery.status = DeliveryStatus.FAILED
+                    delivery.next_attempt_at = None
+                    delivery.completed_at = now
+                else:
+                    delay = retry_delay(
+                        round_attempts=delivery.round_attempts,
+                        status_code=code,
+                        retry_after=result.headers.get("retry-after"),
+                        now=now,
+                    )
+                    delivery.next_attempt_at = now + timedelta(seconds=delay)
+        changed.append(delivery)
+    if not changed:
+        return []
+    Delivery.objects.bulk_update(
+        changed,
+        [
+            "attempt_count",
+            "last_attempt_at",
+            "last_status_code",
+            "last_error",
+            "lease_token",
+            "lease_expires_at",
+            "sending_until",
+            "status",
+            "next_attempt_at",
+            "completed_at",
+            "round_attempts",
+        ],
+    )
+    return DeliveryAttempt.objects.bulk_create(attempts)
 
 
 def _endpoint_health(endpoint_id: int, code: int | None, error: str, started_at: datetime) -> None:

@@ -1,5 +1,6 @@
 """Beat schedules installed on migrate, and the Ops admin pages for pricing."""
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -88,6 +89,24 @@ def test_dataset_admin_page_shows_chart_market_caps_and_sync_status(staff_client
     assert "http" not in html.split('id="pricing-chart"')[1].split("</fieldset>")[0].replace(
         "http://www.w3.org/2000/svg", ""
     )  # the chart loads nothing from anywhere
+
+
+def test_the_market_cap_chart_leaves_gaps_in_the_data_blank(staff_client, btc):
+    for day in (2, 3, 4, 10):  # 5..9 missing: no line may join the 4th to the 10th
+        MarketCapSnapshot.objects.create(
+            dataset=btc,
+            date=date(2025, 1, day),
+            market_cap_usd=Decimal(1_800_000_000_000 + day),
+            price_usd=Decimal("96000"),
+            supply=Decimal("19800000"),
+            source="coincap",
+            source_timestamp=datetime(2025, 1, day, 20, tzinfo=UTC),
+        )
+    html = staff_client.get(f"/admin/catalog/dataset/{btc.pk}/change/").content.decode()
+    chart = html.split('id="pricing-market-caps"')[1].split("</svg>")[0]
+    [line] = re.findall(r'<polyline [^>]*points="([^"]+)"', chart)
+    assert len(line.split()) == 3  # the 2nd, 3rd and 4th
+    assert chart.count("<circle") == 1  # the 10th, on its own
 
 
 def test_price_admin_is_read_only(staff_client, btc):

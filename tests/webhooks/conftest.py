@@ -47,8 +47,8 @@ def receiver_factory(settings: Any) -> Any:
     settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
     started: list[WebhookReceiver] = []
 
-    def _make() -> WebhookReceiver:
-        receiver = WebhookReceiver().start()
+    def _make(**options: Any) -> WebhookReceiver:
+        receiver = WebhookReceiver(**options).start()
         started.append(receiver)
         return receiver
 

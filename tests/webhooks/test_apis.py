@@ -117,10 +117,10 @@ def test_update_delete_and_isolation_between_accounts(make_client):
 def test_another_accounts_delivery_cannot_be_redelivered(make_client, publish):
     owner, stranger = make_client("buyer"), make_client("buyer")
     endpoint_id = owner.post("/api/v1/webhook-endpoints", {"url": PUBLIC_URL}, format="json").json()["id"]
-    publish(owner.account)
+    event = publish(owner.account)
     from webhooks import services
 
-    services.webhooks_sweep(deliver=lambda delivery_id, token: None)  # fan out without sending
+    services.event_fanout(event_id=event.pk)  # fan out without sending
     delivery = Delivery.objects.get(endpoint_id=endpoint_id)
     _problem(stranger.post(f"/api/v1/webhook-deliveries/{delivery.pk}/redeliver"), 404, "not_found")
 
