@@ -185,6 +185,8 @@ def _wrk(url: str, key: str | None, connections: int, seconds: int) -> tuple[flo
         command += ["-H", f"Authorization: Api-Key {key}"]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not rate or float(rate.group(1)) == 0:
+        print(out, file=sys.stderr, flush=True)
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors += int(non_2xx.group(1)) if non_2xx else 0
