@@ -8,7 +8,7 @@ database (created and migrated here) and REDIS_URL at a Redis database it may us
 2. Starts two gunicorns with the same settings (``-k gthread``, BENCH_READS_WORKERS x
    BENCH_READS_THREADS, default 2 x 4) on the same database: the product (``config.wsgi``,
    rate limits raised through API_RATE_LIMIT / API_ANON_RATE_LIMIT) and the floor
-   (``bench.floor``: psycopg, its pool and orjson, the API-key lookup and SHA-512 check,
+   (``bench._floor``: psycopg, its pool and orjson, the API-key lookup and SHA-512 check,
    the same tables, the same JSON).
 3. Checks that both answer every read with the same bytes, then drives each read with wrk
    (``apt-get install wrk``) at 64 and 256 connections for BENCH_READS_SECONDS (default 8)
@@ -217,7 +217,7 @@ def main() -> None:
     ports = {"product": _free_port(), "floor": _free_port()}
     servers = {
         "product": _serve("config.wsgi", ports["product"], env),
-        "floor": _serve("bench.floor:application", ports["floor"], env),
+        "floor": _serve("bench._floor:application", ports["floor"], env),
     }
     try:
         bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
