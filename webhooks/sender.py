@@ -3,9 +3,9 @@
 Claimed deliveries are started (``services.deliveries_start``) and their requests
 run on a pool of WEBHOOKS_SEND_CONCURRENCY threads that share one HTTP session
 per receiver host, so connections are reused. At most WEBHOOKS_ENDPOINT_CONCURRENCY
-requests per endpoint are in flight at once; a few more wait in memory for a
-free slot (without holding a thread), and the rest are given back to the
-database, due again after WEBHOOKS_DEFER_SECONDS. A receiver that hangs therefore
+requests per endpoint are in flight at once; up to WEBHOOKS_ENDPOINT_BACKLOG more
+wait in memory for a free slot (without holding a thread), and the rest are
+given back to the database, due again after WEBHOOKS_DEFER_SECONDS. A receiver that hangs therefore
 holds its own share of threads, never the others'.
 
 Results are written by one thread per process in batches (``services.attempts_record``).
@@ -31,8 +31,6 @@ from webhooks.services import Claim, Outgoing
 
 logger = logging.getLogger(__name__)
 
-QUEUED_PER_SLOT = 4
-"""Deliveries per endpoint slot that may wait in memory before the rest are deferred."""
 
 RECORD_BATCH = 500
 
@@ -89,7 +87,7 @@ class Sender:
                     go.append(claim)
                 else:
                     waiting = self._queued.setdefault(endpoint_id, deque())
-                    if len(waiting) < cap * QUEUED_PER_SLOT:
+                    if len(waiting) < int(settings.WEBHOOKS_ENDPOINT_BACKLOG):
                         waiting.append(claim)
                     else:
                         defer.append(claim)

@@ -79,6 +79,7 @@ def test_a_hanging_receiver_holds_only_its_share_and_delays_no_one_else(
     make_client, receiver_factory, register_endpoint, settings
 ):
     settings.WEBHOOKS_ENDPOINT_CONCURRENCY = 2
+    settings.WEBHOOKS_ENDPOINT_BACKLOG = 8
     settings.WEBHOOKS_TIMEOUT = 1
     hanging, healthy = receiver_factory(), receiver_factory()
     slow_buyer, buyer = make_client("buyer"), make_client("buyer")
