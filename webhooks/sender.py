@@ -99,6 +99,47 @@ class Sender:
             services.deliveries_defer(claims=defer, seconds=float(settings.WEBHOOKS_DEFER_SECONDS))
         self._start(pool, go)
 
+    def send_started(self, outgoing: Iterable[Outgoing], *, wait: bool = False) -> None:
+        """Send deliveries already started (the fast path's fan-out). Those over their endpoint's
+        share wait like claims, and are started again when a slot frees."""
+        outgoing = list(outgoing)
+        if not outgoing:
+            return
+        if wait:
+            self._post_and_record(outgoing)
+            return
+        pool = self._pool()
+        cap = int(settings.WEBHOOKS_ENDPOINT_CONCURRENCY)
+        now: list[Outgoing] = []
+        defer: list[Claim] = []
+        with self._lock:
+            for item in outgoing:
+                endpoint_id = item.endpoint_id
+                claim = (item.delivery_id, item.lease_token)
+                if self._inflight.get(endpoint_id, 0) < cap:
+                    self._inflight[endpoint_id] = self._inflight.get(endpoint_id, 0) + 1
+                    now.append(item)
+                    self._unrecorded += 1
+                else:
+                    waiting = self._queued.setdefault(endpoint_id, deque())
+                    if len(waiting) < int(settings.WEBHOOKS_ENDPOINT_BACKLOG):
+                        waiting.append(claim)
+                        self._unrecorded += 1
+                    else:
+                        defer.append(claim)
+        if defer:
+            services.deliveries_defer(claims=defer, seconds=float(settings.WEBHOOKS_DEFER_SECONDS))
+        refused: list[int] = []
+        for item in now:
+            try:
+                pool.submit(self._post, item)
+            except RuntimeError:  # the process is shutting down: the claim lapses, the sweeper sends it
+                refused.append(item.endpoint_id)
+        if refused:
+            with self._lock:
+                self._unrecorded -= len(refused)
+            self._start(pool, self._free(refused))
+
     def _start(self, pool: ThreadPoolExecutor, go: list[tuple[Claim, int]]) -> None:
         while go:
             try:
@@ -182,7 +223,9 @@ class Sender:
 
     # --- in the caller's thread ---------------------------------------------------------
     def _send_and_wait(self, claims: list[Claim]) -> None:
-        outgoing = services.deliveries_start(claims=claims)
+        self._post_and_record(services.deliveries_start(claims=claims))
+
+    def _post_and_record(self, outgoing: list[Outgoing]) -> None:
         if not outgoing:
             return
         cap = int(settings.WEBHOOKS_ENDPOINT_CONCURRENCY)

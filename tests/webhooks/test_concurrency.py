@@ -31,8 +31,8 @@ def _wait(predicate, timeout, message, interval=0.02):
 
 
 def _fast_path(event):
-    """What the on-commit task does in a worker: fan out and hand the claims to the process sender."""
-    sender.send(services.event_fanout(event_id=event.pk))
+    """What the on-commit task does in a worker: fan out, start, and hand the requests to the process sender."""
+    sender.send_started(services.event_fanout_start(event_id=event.pk))
 
 
 def _idle():
