@@ -285,11 +285,17 @@ class Smoke:
             ("worker health checks pass without $HOSTNAME", self.worker_probes_without_hostname_variable),
         ]
         started = time.monotonic()
-        for name, check in checks:
-            began = time.monotonic()
-            check()
-            print(f"compose smoke: ok  {name} ({time.monotonic() - began:.1f} s)", flush=True)
-        print(f"compose smoke: {len(checks)} checks passed in {time.monotonic() - started:.1f} s")
+        passed = 0
+        try:
+            for name, check in checks:
+                began = time.monotonic()
+                check()
+                passed += 1
+                print(f"compose smoke: ok  {name} ({time.monotonic() - began:.1f} s)", flush=True)
+        finally:
+            # Each check needs the ones before it: the first failure ends the run.
+            print(f"compose smoke: {time.monotonic() - started:.1f} s", flush=True)
+            print(f"compose-smoke: {passed} passed, {int(passed < len(checks))} failed", flush=True)
 
 
 def main() -> int:
@@ -301,7 +307,7 @@ def main() -> int:
     try:
         Smoke(parser.parse_args()).run()
     except AssertionError as failure:
-        print(f"compose smoke: FAILED: {failure}", file=sys.stderr)
+        print(f"compose smoke: FAILED: {failure}", file=sys.stderr, flush=True)
         return 1
     return 0
 

@@ -21,6 +21,7 @@ import functools
 import hashlib
 import logging
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -42,9 +43,20 @@ _ROUTE_PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>")
 _METHODS = ("get", "post", "put", "patch", "delete")
 
 
-@functools.cache
+_declared_lock = threading.Lock()
+
+
 def declared_query_parameters() -> dict[tuple[str, str], frozenset[str]]:
-    """The query parameters of every operation, as the served OpenAPI schema declares them."""
+    """The query parameters of every operation, as the served OpenAPI schema declares them.
+
+    Built once per process (``config.wsgi`` builds it before serving): schema generation is
+    not thread-safe, so concurrent first requests wait for one build instead of racing."""
+    with _declared_lock:
+        return _declared_query_parameters()
+
+
+@functools.cache
+def _declared_query_parameters() -> dict[tuple[str, str], frozenset[str]]:
     from drf_spectacular.generators import SchemaGenerator
 
     schema = SchemaGenerator().get_schema(request=None, public=True)

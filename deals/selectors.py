@@ -60,6 +60,14 @@ def deal_items_by_deal(*, deal_ids: Collection[int]) -> dict[int, list[tuple[str
     return items
 
 
+def deal_row_get_visible(*, account: Account, deal_id: UUID) -> dict[str, Any]:
+    """:func:`deal_get_visible` as a plain row (``deals.wire.DEAL_ROW_FIELDS``), for reads."""
+    row = deal_rows_visible(account=account).filter(public_id=deal_id).first()
+    if row is None:
+        raise NotFound("No deal with this id is visible to you.")
+    return row
+
+
 def deal_get_visible(*, account: Account, deal_id: UUID) -> Deal:
     """The deal if ``account`` may see it, else 404 (never 403: others' deals do not exist for you)."""
     deal = deal_list_visible(account=account).filter(public_id=deal_id).first()

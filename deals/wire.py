@@ -106,3 +106,8 @@ def deal_wire_rows(
 def deal_etag(deal: Deal) -> str:
     """Strong ETag: changes exactly when the version does."""
     return f'"{deal.public_id}.{deal.version}"'
+
+
+def deal_row_etag(row: dict[str, Any]) -> str:
+    """:func:`deal_etag` of a plain row."""
+    return f'"{row["public_id"]}.{row["version"]}"'

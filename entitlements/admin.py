@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
 from catalog.models import Frequency
 from core.actors import actor_label
@@ -298,57 +298,6 @@ def _decided_by(item: AccessRequestItem) -> str:
     return actor_label(item.decided_by_user, item.decided_by_account)
 
 
-class AccessRequestItemInline(admin.TabularInline):
-    model = AccessRequestItem
-    extra = 0
-    can_delete = False
-    fields = [
-        "frequency",
-        "status",
-        "decided_at",
-        "decided_by",
-        "decided_automatically",
-        "decision_rule",
-        "decision_note",
-        "grant",
-        "decide",
-    ]
-    readonly_fields = fields  # type: ignore[assignment]
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[AccessRequestItem]:
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("decided_by_user", "decided_by_account")
-            .prefetch_related("grants")
-        )
-
-    @admin.display(description="decided by")
-    def decided_by(self, item: AccessRequestItem) -> str:
-        return _decided_by(item)
-
-    @admin.display(description="grant")
-    def grant(self, item: AccessRequestItem) -> str:
-        return format_html_join(
-            ", ",
-            '<a href="{}">#{}</a>',
-            ((reverse("admin:entitlements_grant_change", args=[g.pk]), g.pk) for g in item.grants.all()),
-        )
-
-    @admin.display(description="decide")
-    def decide(self, item: AccessRequestItem) -> str:
-        if item.status != ItemStatus.PENDING:
-            return "-"
-        url = reverse("admin:entitlements_accessrequestitem_changelist") + f"?id__exact={item.pk}"
-        return format_html('<a href="{}">Approve / trial / refuse this item</a>', url)
-
-
 class DecisionForm(forms.Form):
     """One decision from the request page: approve, approve as a trial, or refuse, for one item or every pending one."""
 
@@ -405,7 +354,6 @@ class AccessRequestAdmin(AuditHistoryMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     fields = ["account", "dataset", "reason", "status", "created_at", "updated_at"]
     readonly_fields = fields  # type: ignore[assignment]
-    inlines = [AccessRequestItemInline]
     actions = ["approve_requests", "approve_requests_trial", "refuse_requests"]
     change_form_template = "admin/entitlements/accessrequest/change_form.html"
 

@@ -418,3 +418,27 @@ def test_problem_members_cannot_be_overridden() -> None:
     with pytest.raises(ValueError, match="reserved"):
         problem(409, "conflict", "x", status="revoked")
     assert problem(409, "conflict", "x", grant_status="revoked")["status"] == 409
+
+
+@pytest.mark.parametrize("number", ["1e999999999", "1e-999999999"])
+def test_huge_or_tiny_numbers_in_other_bodies_are_a_400(
+    ops_client: Any, quant_client: Any, seller_client: Any, catalog: None, number: str
+) -> None:
+    grant = GrantFactory(account=quant_client.account)
+    ref = quant_client.account.ref
+    cases = [
+        (
+            ops_client,
+            "post",
+            "/api/v1/ops/grants",
+            f'{{"account": "{ref}", "dataset": "ETH", "frequency": "1d", "trial_days": {number}}}',
+        ),
+        (ops_client, "patch", f"/api/v1/ops/grants/{grant.pk}", f'{{"expires_at": {number}}}'),
+        (quant_client, "post", "/api/v1/access-requests", f'{{"dataset": "BTC", "frequencies": {number}}}'),
+        (seller_client, "post", "/api/v1/webhook-endpoints", f'{{"url": {number}}}'),
+        (seller_client, "post", AUTHORIZED_BUYERS, f'{{"buyer": {number}}}'),
+    ]
+    for client, method, url, body in cases:
+        response = raw_json(client, method, url, body)
+        assert response.status_code == 400, (url, response.content)
+        assert response["Content-Type"] == "application/problem+json"

@@ -66,6 +66,7 @@ class Command(BaseCommand):
                     "    - The periodic schedules run on a timer in this process, as listed in Admin > Periodic tasks:",
                     "      webhook sweeper and retries (every 5 s), trial expiry and expiring notices (every minute),",
                     f"      price syncs and the 20:00 UTC market-cap backfill (price source: {settings.PRICE_SOURCE}).",
+                    "      Today's market caps without waiting for 20:00: .venv/bin/python manage.py backfill_market_caps",
                     "    - "
                     + (
                         "Webhooks may go to URLs on this machine (WEBHOOKS_ALLOW_PRIVATE_URLS is on: the demo is local)."
