@@ -3,9 +3,9 @@
 Claimed deliveries are started (``services.deliveries_start``) and their requests
 run on a pool of WEBHOOKS_SEND_CONCURRENCY threads that share one HTTP session
 per receiver host, so connections are reused. At most WEBHOOKS_ENDPOINT_CONCURRENCY
-requests per endpoint are in flight at once; a few more wait in memory for a
-free slot (without holding a thread), and the rest are given back to the
-database, due again after WEBHOOKS_DEFER_SECONDS. A receiver that hangs therefore
+requests per endpoint are in flight at once; up to WEBHOOKS_ENDPOINT_BACKLOG more
+wait in memory for a free slot (without holding a thread), and the rest are
+given back to the database, due again after WEBHOOKS_DEFER_SECONDS. A receiver that hangs therefore
 holds its own share of threads, never the others'.
 
 Results are written by one thread per process in batches (``services.attempts_record``).
@@ -31,8 +31,6 @@ from webhooks.services import Claim, Outgoing
 
 logger = logging.getLogger(__name__)
 
-QUEUED_PER_SLOT = 4
-"""Deliveries per endpoint slot that may wait in memory before the rest are deferred."""
 
 RECORD_BATCH = 500
 
@@ -44,25 +42,27 @@ class Sender:
         self._executor: ThreadPoolExecutor | None = None
         self._inflight: dict[int, int] = {}
         self._queued: dict[int, deque[Claim]] = {}
-        self._results: queue.SimpleQueue[tuple[Outgoing, http.PostResult]] = queue.SimpleQueue()
+        self._to_start: list[tuple[Claim, int]] = []
+        self._unrecorded = 0
+        self._results: queue.SimpleQueue[tuple[Outgoing, http.PostResult] | None] = queue.SimpleQueue()
 
     # --- process-wide state, made again in a forked child ------------------------------
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pid != os.getpid() or self._executor is None:
                 self._pid = os.getpid()
-                self._inflight, self._queued = {}, {}
+                self._inflight, self._queued, self._to_start, self._unrecorded = {}, {}, [], 0
                 self._results = queue.SimpleQueue()
                 self._executor = ThreadPoolExecutor(
                     max_workers=int(settings.WEBHOOKS_SEND_CONCURRENCY), thread_name_prefix="webhook-send"
                 )
-                threading.Thread(target=self._record_loop, name="webhook-record", daemon=True).start()
+                threading.Thread(target=self._loop, name="webhook-record", daemon=True).start()
             return self._executor
 
     def in_flight(self) -> int:
-        """Deliveries this process has started or holds in memory and not yet recorded."""
+        """Deliveries this process holds (waiting, on the wire or answered) and has not recorded yet."""
         with self._lock:
-            return sum(self._inflight.values()) + sum(len(q) for q in self._queued.values())
+            return self._unrecorded
 
     # --- handing claims over ---------------------------------------------------------
     def send(self, claims: Iterable[Claim], *, wait: bool = False) -> None:
@@ -77,7 +77,7 @@ class Sender:
         pool = self._pool()
         endpoints = services.claims_endpoints(claims=claims)
         cap = int(settings.WEBHOOKS_ENDPOINT_CONCURRENCY)
-        go: list[Claim] = []
+        go: list[tuple[Claim, int]] = []
         defer: list[Claim] = []
         with self._lock:
             for claim in claims:
@@ -86,50 +86,97 @@ class Sender:
                     continue  # deleted meanwhile
                 if self._inflight.get(endpoint_id, 0) < cap:
                     self._inflight[endpoint_id] = self._inflight.get(endpoint_id, 0) + 1
-                    go.append(claim)
+                    go.append((claim, endpoint_id))
+                    self._unrecorded += 1
                 else:
                     waiting = self._queued.setdefault(endpoint_id, deque())
-                    if len(waiting) < cap * QUEUED_PER_SLOT:
+                    if len(waiting) < int(settings.WEBHOOKS_ENDPOINT_BACKLOG):
                         waiting.append(claim)
+                        self._unrecorded += 1
                     else:
                         defer.append(claim)
         if defer:
             services.deliveries_defer(claims=defer, seconds=float(settings.WEBHOOKS_DEFER_SECONDS))
-        self._start(pool, go, endpoints)
+        self._start(pool, go)
 
-    def _start(self, pool: ThreadPoolExecutor, claims: list[Claim], endpoints: dict[int, int]) -> None:
-        while claims:
+    def send_started(self, outgoing: Iterable[Outgoing], *, wait: bool = False) -> None:
+        """Send deliveries already started (the fast path's fan-out). Those over their endpoint's
+        share wait like claims, and are started again when a slot frees."""
+        outgoing = list(outgoing)
+        if not outgoing:
+            return
+        if wait:
+            self._post_and_record(outgoing)
+            return
+        pool = self._pool()
+        cap = int(settings.WEBHOOKS_ENDPOINT_CONCURRENCY)
+        now: list[Outgoing] = []
+        defer: list[Claim] = []
+        with self._lock:
+            for item in outgoing:
+                endpoint_id = item.endpoint_id
+                claim = (item.delivery_id, item.lease_token)
+                if self._inflight.get(endpoint_id, 0) < cap:
+                    self._inflight[endpoint_id] = self._inflight.get(endpoint_id, 0) + 1
+                    now.append(item)
+                    self._unrecorded += 1
+                else:
+                    waiting = self._queued.setdefault(endpoint_id, deque())
+                    if len(waiting) < int(settings.WEBHOOKS_ENDPOINT_BACKLOG):
+                        waiting.append(claim)
+                        self._unrecorded += 1
+                    else:
+                        defer.append(claim)
+        if defer:
+            services.deliveries_defer(claims=defer, seconds=float(settings.WEBHOOKS_DEFER_SECONDS))
+        refused: list[int] = []
+        for item in now:
             try:
-                outgoing = services.deliveries_start(claims=claims)
+                pool.submit(self._post, item)
+            except RuntimeError:  # the process is shutting down: the claim lapses, the sweeper sends it
+                refused.append(item.endpoint_id)
+        if refused:
+            with self._lock:
+                self._unrecorded -= len(refused)
+            self._start(pool, self._free(refused))
+
+    def _start(self, pool: ThreadPoolExecutor, go: list[tuple[Claim, int]]) -> None:
+        while go:
+            try:
+                outgoing = services.deliveries_start(claims=[claim for claim, _ in go])
             except Exception:
                 logger.exception(
-                    "Could not start %s webhook deliveries; their claims lapse and they are retried.", len(claims)
+                    "Could not start %s webhook deliveries; their claims lapse and they are retried.", len(go)
                 )
                 outgoing = []
             started = {o.delivery_id for o in outgoing}
             for item in outgoing:
-                pool.submit(self._post, item)
-            # Claims that turned out stale free their slot for the next waiting delivery.
-            claims, endpoints = self._release([endpoints[c[0]] for c in claims if c[0] not in started])
+                try:
+                    pool.submit(self._post, item)
+                except RuntimeError:  # the process is shutting down: the claim lapses, the sweeper sends it
+                    started.discard(item.delivery_id)
+            # Claims that turned out stale (or could not be sent) free their slot for the next waiting one.
+            stale = [endpoint_id for claim, endpoint_id in go if claim[0] not in started]
+            with self._lock:
+                self._unrecorded -= len(stale)
+            go = self._free(stale)
 
-    def _release(self, endpoint_ids: list[int]) -> tuple[list[Claim], dict[int, int]]:
+    def _free(self, endpoint_ids: list[int]) -> list[tuple[Claim, int]]:
+        """Give back one slot per endpoint id; return the waiting deliveries that take them."""
         cap = int(settings.WEBHOOKS_ENDPOINT_CONCURRENCY)
-        nxt: list[Claim] = []
-        endpoints: dict[int, int] = {}
+        nxt: list[tuple[Claim, int]] = []
         with self._lock:
             for endpoint_id in endpoint_ids:
                 self._inflight[endpoint_id] = self._inflight.get(endpoint_id, 1) - 1
                 waiting = self._queued.get(endpoint_id)
                 while waiting and self._inflight[endpoint_id] < cap:
-                    claim = waiting.popleft()
-                    nxt.append(claim)
-                    endpoints[claim[0]] = endpoint_id
+                    nxt.append((waiting.popleft(), endpoint_id))
                     self._inflight[endpoint_id] += 1
                 if waiting is not None and not waiting:
                     del self._queued[endpoint_id]
                 if self._inflight[endpoint_id] <= 0:
                     del self._inflight[endpoint_id]
-        return nxt, endpoints
+        return nxt
 
     def _post(self, outgoing: Outgoing) -> None:
         try:
@@ -137,32 +184,48 @@ class Sender:
         except Exception as exc:  # http.post never raises for network trouble; anything else is logged
             logger.exception("Webhook request for delivery %s failed", outgoing.delivery_id)
             result = http.PostResult(None, {}, b"", 0, f"{type(exc).__name__}: {exc}"[:500])
+        # The slot is free as soon as the receiver answered; the next waiting delivery is started
+        # by the loop thread while this answer is being recorded.
+        nxt = self._free([outgoing.endpoint_id])
+        if nxt:
+            with self._lock:
+                self._to_start.extend(nxt)
         self._results.put((outgoing, result))
 
-    def _record_loop(self) -> None:
+    def _loop(self) -> None:
+        """Start what waited for a slot and record answers, in batches, on this thread's connection."""
         results = self._results
         while True:
-            batch = [results.get()]
+            first = results.get()
+            batch = [first] if first is not None else []
             while len(batch) < RECORD_BATCH:
                 try:
-                    batch.append(results.get_nowait())
+                    item = results.get_nowait()
                 except queue.Empty:
                     break
-            try:
-                services.attempts_record(results=batch)
-            except Exception:
-                logger.exception(
-                    "Could not record %s webhook attempts; their claims lapse and they are retried.", len(batch)
-                )
-            nxt, endpoints = self._release([outgoing.endpoint_id for outgoing, _ in batch])
+                if item is not None:
+                    batch.append(item)
+            with self._lock:
+                go, self._to_start = self._to_start, []
             executor = self._executor
-            if executor is not None:
-                self._start(executor, nxt, endpoints)
+            if go and executor is not None:
+                self._start(executor, go)
+            if batch:
+                try:
+                    services.attempts_record(results=batch)
+                except Exception:
+                    logger.exception(
+                        "Could not record %s webhook attempts; their claims lapse and they are retried.", len(batch)
+                    )
+                with self._lock:
+                    self._unrecorded -= len(batch)
             close_old_connections()
 
     # --- in the caller's thread ---------------------------------------------------------
     def _send_and_wait(self, claims: list[Claim]) -> None:
-        outgoing = services.deliveries_start(claims=claims)
+        self._post_and_record(services.deliveries_start(claims=claims))
+
+    def _post_and_record(self, outgoing: list[Outgoing]) -> None:
         if not outgoing:
             return
         cap = int(settings.WEBHOOKS_ENDPOINT_CONCURRENCY)

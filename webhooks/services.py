@@ -442,8 +442,25 @@ def _endpoints_lock_shared(*, endpoint_ids: Iterable[int] = (), event_id: int | 
         return [row[0] for row in cursor.fetchall()]
 
 
-@transaction.atomic
 def event_fanout(*, event_id: int) -> list[Claim]:
+    """Create one delivery per subscribed endpoint of the event's recipients, claimed by the caller."""
+    return _fanout(event_id, start=False)[0]
+
+
+def event_fanout_start(*, event_id: int) -> list[Outgoing]:
+    """The fast path: fan the event out and start every delivery in the same transaction.
+
+    As ``event_fanout`` then ``deliveries_start``, without the second transaction: the
+    endpoints are share-locked and the audience checked once, the deliveries are born
+    under their attempt's token and marked on the wire, and the body is signed per
+    endpoint. A started delivery the caller cannot send at once is started again
+    (``deliveries_start``) when it can, under a fresh token.
+    """
+    return _fanout(event_id, start=True)[1]
+
+
+@transaction.atomic
+def _fanout(event_id: int, *, start: bool) -> tuple[list[Claim], list[Outgoing]]:
     """Create one delivery per subscribed endpoint of the event's recipients, claimed by the caller.
 
     Runs once per event: whoever locks the undispatched event first does it. The
@@ -454,7 +471,7 @@ def event_fanout(*, event_id: int) -> list[Claim]:
     """
     event = Event.objects.select_for_update(skip_locked=True).filter(pk=event_id, dispatched_at__isnull=True).first()
     if event is None:
-        return []
+        return [], []
     now = timezone.now()
     locked = set(_endpoints_lock_shared(event_id=event.pk))
     about = event.data.get("endpoint", {}).get("id") if event.type == ENDPOINT_DISABLED else None
@@ -466,6 +483,8 @@ def event_fanout(*, event_id: int) -> list[Claim]:
     # Only recipients with a subscribed endpoint are checked: one query, however many recipients.
     allowed = audience_filter(event.type, event.data, {endpoint.account_id for endpoint in endpoints})
     lease = _lease(now)
+    if start:
+        lease["sending_until"] = now + timedelta(seconds=float(settings.WEBHOOKS_TIMEOUT) + 1.0)
     deliveries = []
     for endpoint in endpoints:
         if endpoint.account_id not in allowed:
@@ -482,10 +501,14 @@ def event_fanout(*, event_id: int) -> list[Claim]:
                     completed_at=now,
                 )
             )
-    created = Delivery.objects.bulk_create(deliveries)
+    created = [d for d in Delivery.objects.bulk_create(deliveries) if d.status == DeliveryStatus.PENDING]
     event.dispatched_at = now
     event.save(update_fields=["dispatched_at"])
-    return [(d.pk, str(lease["lease_token"])) for d in created if d.status == DeliveryStatus.PENDING]
+    token = str(lease["lease_token"])
+    if not start:
+        return [(d.pk, token) for d in created], []
+    body = json.dumps(envelope(event), separators=(",", ":"))
+    return [], [_outgoing(d, token, body=body) for d in created]
 
 
 def _claimable(now: datetime) -> QuerySet[Delivery]:
@@ -532,7 +555,10 @@ def deliveries_defer(*, claims: Iterable[Claim], seconds: float) -> int:
     deferred = 0
     for token, ids in _by_token(claims).items():
         deferred += Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.PENDING, lease_token=token).update(
-            lease_token="", lease_expires_at=None, next_attempt_at=now + timedelta(seconds=seconds)
+            lease_token="",
+            lease_expires_at=None,
+            sending_until=None,
+            next_attempt_at=now + timedelta(seconds=seconds),
         )
     return deferred
 
@@ -693,9 +719,10 @@ def deliveries_start(*, claims: Iterable[Claim]) -> list[Outgoing]:
         return outgoing
 
 
-def _outgoing(delivery: Delivery, token: str) -> Outgoing:
+def _outgoing(delivery: Delivery, token: str, *, body: str | None = None) -> Outgoing:
     endpoint, event = delivery.endpoint, delivery.event
-    body = json.dumps(envelope(event), separators=(",", ":"))
+    if body is None:
+        body = json.dumps(envelope(event), separators=(",", ":"))
     signed_at = timezone.now()
     signatures = [
         Webhook(secret).sign(event.public_id, signed_at, body)

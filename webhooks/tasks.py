@@ -19,7 +19,7 @@ _options: dict[str, Any] = {"bind": True, "acks_late": False, "reject_on_worker_
 @shared_task(**_options)
 def event_dispatch(self: Any, event_id: int) -> None:
     """Fast path, enqueued on commit: fan the event out and send every delivery at once, concurrently."""
-    sender.send(services.event_fanout(event_id=event_id), wait=in_caller(self.request))
+    sender.send_started(services.event_fanout_start(event_id=event_id), wait=in_caller(self.request))
 
 
 @shared_task(**_options)

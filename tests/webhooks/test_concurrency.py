@@ -31,8 +31,8 @@ def _wait(predicate, timeout, message, interval=0.02):
 
 
 def _fast_path(event):
-    """What the on-commit task does in a worker: fan out and hand the claims to the process sender."""
-    sender.send(services.event_fanout(event_id=event.pk))
+    """What the on-commit task does in a worker: fan out, start, and hand the requests to the process sender."""
+    sender.send_started(services.event_fanout_start(event_id=event.pk))
 
 
 def _idle():
@@ -79,6 +79,7 @@ def test_a_hanging_receiver_holds_only_its_share_and_delays_no_one_else(
     make_client, receiver_factory, register_endpoint, settings
 ):
     settings.WEBHOOKS_ENDPOINT_CONCURRENCY = 2
+    settings.WEBHOOKS_ENDPOINT_BACKLOG = 8
     settings.WEBHOOKS_TIMEOUT = 1
     hanging, healthy = receiver_factory(), receiver_factory()
     slow_buyer, buyer = make_client("buyer"), make_client("buyer")
