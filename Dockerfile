@@ -23,4 +23,4 @@ USER 10001:10001
 EXPOSE 8000
 # No HEALTHCHECK here: web, workers and beat run this one image, and each needs its
 # own probe (docker-compose.yml, the ECS task definitions).
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", "--worker-class", "gthread", "--access-logfile", "-", "--no-control-socket"]
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "8", "--worker-class", "gthread", "--access-logfile", "-", "--no-control-socket"]

@@ -8,7 +8,7 @@ database (created and migrated here) and REDIS_URL at a Redis database it may us
 2. Starts two gunicorns with the same settings (``-k gthread``, BENCH_READS_WORKERS x
    BENCH_READS_THREADS, default 2 x 4) on the same database: the product (``config.wsgi``,
    rate limits raised through API_RATE_LIMIT / API_ANON_RATE_LIMIT) and the floor
-   (``bench.floor``: psycopg, its pool and orjson, the API-key lookup and SHA-512 check,
+   (``bench._floor``: psycopg, its pool and orjson, the API-key lookup and SHA-512 check,
    the same tables, the same JSON).
 3. Checks that both answer every read with the same bytes, then drives each read with wrk
    (``apt-get install wrk``) at 64 and 256 connections for BENCH_READS_SECONDS (default 8)
@@ -164,6 +164,20 @@ def _wait(base: str, path: str, server: subprocess.Popen) -> None:
         time.sleep(0.1)
 
 
+def _settle(url: str, key: str | None) -> None:
+    """Wait until the server has drained the previous run: one request answered within 2 s."""
+    headers = {"Authorization": f"Api-Key {key}"} if key else {}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        try:
+            requests.get(url, headers=headers, timeout=30)
+        except requests.RequestException:
+            continue
+        if time.monotonic() - started < 2:
+            return
+
+
 def _wrk(url: str, key: str | None, connections: int, seconds: int) -> tuple[float, int]:
     """Requests per second and errors (socket errors and non-2xx answers)."""
     command = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s"]
@@ -171,6 +185,8 @@ def _wrk(url: str, key: str | None, connections: int, seconds: int) -> tuple[flo
         command += ["-H", f"Authorization: Api-Key {key}"]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not rate or float(rate.group(1)) == 0:
+        print(out, file=sys.stderr, flush=True)
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors += int(non_2xx.group(1)) if non_2xx else 0
@@ -201,7 +217,7 @@ def main() -> None:
     ports = {"product": _free_port(), "floor": _free_port()}
     servers = {
         "product": _serve("config.wsgi", ports["product"], env),
-        "floor": _serve("bench.floor:application", ports["floor"], env),
+        "floor": _serve("bench._floor:application", ports["floor"], env),
     }
     try:
         bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
@@ -231,6 +247,7 @@ def main() -> None:
                 rates: dict[str, float] = {}
                 errors: dict[str, int] = {}
                 for name, base in bases.items():
+                    _settle(base + read.path, read.key)
                     _wrk(base + read.path, read.key, connections, WARMUP_SECONDS)
                     rates[name], errors[name] = _wrk(base + read.path, read.key, connections, SECONDS)
                 ratio = rates["product"] / rates["floor"] if rates["floor"] else float("nan")

@@ -4,7 +4,7 @@ as the product, on the same tables, answering the same JSON and CSV bytes.
 Nothing but psycopg, its pool and orjson: per request it looks the API key up by its
 prefix and checks its SHA-512 hash (as djangorestframework-api-key's hasher does), then
 runs the reads' queries and writes the body. No rate limit, no middleware, no framework.
-Served by gunicorn with the product's settings: ``gunicorn bench.floor:application``.
+Served by gunicorn with the product's settings: ``gunicorn bench._floor:application``.
 """
 
 from __future__ import annotations
