@@ -53,6 +53,8 @@ GUNICORN_THREADS = int(os.environ.get("BENCH_WEBHOOKS_GUNICORN_THREADS", "4"))
 WORKER_COMMAND = os.environ.get(
     "BENCH_WEBHOOKS_WORKER", "celery -A config worker -Q webhooks --pool threads --concurrency 8"
 ).split()
+# How many such worker processes (each a compose replica of worker-webhooks).
+WORKER_PROCESSES = int(os.environ.get("BENCH_WEBHOOKS_WORKER_PROCESSES", "1"))
 DEALS = 200  # the main seller's deals, PATCHed in turn
 WAIT_SECONDS = 60.0
 
@@ -342,7 +344,8 @@ def main() -> None:
     receiver = multiprocessing.get_context("spawn").Process(
         target=receiver_main, args=(receiver_port, str(secrets_path), str(out_path)), daemon=True
     )
-    gunicorn = worker = beat = None
+    gunicorn = beat = None
+    workers: list[subprocess.Popen[bytes]] = []
     base = f"http://127.0.0.1:{app_port}"
     try:
         receiver.start()
@@ -353,9 +356,21 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        worker = subprocess.Popen(
-            [str(bindir / WORKER_COMMAND[0]), *WORKER_COMMAND[1:], "--loglevel", "WARNING"], cwd=ROOT, env=env
-        )
+        for n in range(WORKER_PROCESSES):
+            workers.append(
+                subprocess.Popen(
+                    [
+                        str(bindir / WORKER_COMMAND[0]),
+                        *WORKER_COMMAND[1:],
+                        "-n",
+                        f"bench{n}@%h",
+                        "--loglevel",
+                        "WARNING",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                )
+            )
         gunicorn = subprocess.Popen(
             [
                 str(bindir / "gunicorn"),
@@ -383,7 +398,7 @@ def main() -> None:
         _wait_ready(f"{base}/readyz", gunicorn)
         print(
             f"gunicorn gthread {GUNICORN_WORKERS} workers x {GUNICORN_THREADS} threads; "
-            f"webhooks worker: {' '.join(WORKER_COMMAND)}; {os.cpu_count()} CPUs",
+            f"webhooks worker: {WORKER_PROCESSES} x {' '.join(WORKER_COMMAND)}; {os.cpu_count()} CPUs",
             flush=True,
         )
         # Warm-up: the pipeline works end to end before any clock starts.
@@ -479,7 +494,7 @@ def main() -> None:
             )
         say(f"(d) p99 with a hanging endpoint / without: {results[True] / results[False]:.2f}x")
     finally:
-        for process in (gunicorn, worker, beat, receiver):
+        for process in (gunicorn, *workers, beat, receiver):
             _stop(process)
 
     print("\nsummary")
