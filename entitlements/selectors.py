@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
@@ -97,6 +98,14 @@ def grant_get(*, grant_id: int) -> Grant:
 def account_grants_in_force(*, account: Account) -> QuerySet[Grant]:
     """What ``account`` may read right now."""
     return grants_in_force().filter(account=account).select_related("dataset", "account", "item")
+
+
+ENTITLEMENT_ROW_FIELDS = ("id", "dataset__symbol", "frequency", "starts_at", "expires_at", "item__request_id")
+
+
+def account_entitlement_rows(*, account: Account) -> QuerySet[Grant, dict[str, Any]]:
+    """:func:`account_grants_in_force` as plain rows (``ENTITLEMENT_ROW_FIELDS``), for the list."""
+    return grants_in_force().filter(account=account).values(*ENTITLEMENT_ROW_FIELDS)
 
 
 def access_request_list(*, account: Account | None = None) -> QuerySet[AccessRequest]:
