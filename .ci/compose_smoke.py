@@ -248,12 +248,25 @@ class Smoke:
         expect(event["type"] == "deal.created" and event["data"]["id"] == deal["id"], f"webhook body: {event}")
         receiver.server.shutdown()
 
-    def worker_probes_without_hostname_variable(self) -> None:
-        config = json.loads(
+    def config(self) -> Any:
+        return json.loads(
             subprocess.run(
                 [*self.compose, "config", "--format", "json"], capture_output=True, text=True, check=True, timeout=60
             ).stdout
         )
+
+    def web_runs_its_whole_command(self) -> None:
+        command = self.config()["services"]["web"]["command"]
+        workers = int(next(part for part in command if part.startswith("--workers=")).split("=", 1)[1])
+        log = self.logs("web")
+        booted = len(re.findall(r"Booting worker with pid", log))
+        expect(booted == workers, f"web booted {booted} gunicorn workers, its command says {workers}")
+        expect(re.search(r'"GET /healthz HTTP/1\.[01]" 200', log) is not None, "web's access log is not on stdout")
+        expect("Control server error" not in log, "gunicorn's control server failed")
+        print(f"  gunicorn: {workers} workers booted, access log on stdout, no control server error")
+
+    def worker_probes_without_hostname_variable(self) -> None:
+        config = self.config()
         for service in ("worker", "worker-webhooks"):
             kind, probe = config["services"][service]["healthcheck"]["test"]
             expect(kind == "CMD-SHELL", f"{service}: health check is {kind}")
@@ -283,6 +296,7 @@ class Smoke:
             ("deal webhook to the host, retried by beat's sweeper", self.deal_webhook_through_worker_and_beat),
             ("beat and workers ran periodic tasks", self.beat_and_workers_logs),
             ("worker health checks pass without $HOSTNAME", self.worker_probes_without_hostname_variable),
+            ("web runs every argument of its command", self.web_runs_its_whole_command),
         ]
         started = time.monotonic()
         passed = 0

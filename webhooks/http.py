@@ -236,8 +236,12 @@ def _connection_classes(allow_private: bool) -> dict[str, type]:
     }
 
 
-PER_HOST_CONNECTIONS = 16
-"""Idle connections kept per receiver host (scheme, host, port); more may be open at once."""
+def _per_host_connections() -> int:
+    """Connections kept per receiver host (scheme, host, port): as many as the process's sending
+    threads, so a host that receives from all of them at once never has its connections discarded."""
+    from django.conf import settings
+
+    return max(1, int(settings.WEBHOOKS_SEND_CONCURRENCY))
 
 
 class _Sessions:
@@ -258,7 +262,7 @@ class _Sessions:
             if session is None:
                 session = requests.Session()
                 session.trust_env = False  # no proxies or netrc from the environment
-                adapter = HTTPAdapter(max_retries=0, pool_connections=1, pool_maxsize=PER_HOST_CONNECTIONS)
+                adapter = HTTPAdapter(max_retries=0, pool_connections=1, pool_maxsize=_per_host_connections())
                 adapter.poolmanager.pool_classes_by_scheme = _connection_classes(allow_private)
                 session.mount("http://", adapter)
                 session.mount("https://", adapter)

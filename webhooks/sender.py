@@ -8,7 +8,9 @@ wait in memory for a free slot (without holding a thread), and the rest are
 given back to the database, due again after WEBHOOKS_DEFER_SECONDS. A receiver that hangs therefore
 holds its own share of threads, never the others'.
 
-Results are written by one thread per process in batches (``services.attempts_record``).
+Results are written by one thread per process in batches (``services.attempts_record``);
+deliveries that waited for a slot are started by another (``services.deliveries_start``)
+as soon as a slot frees, never behind a batch being recorded.
 The task that handed the claims over returns at once: the database holds the
 state (leases, due times), so a process that dies loses only latency.
 """
@@ -45,6 +47,7 @@ class Sender:
         self._to_start: list[tuple[Claim, int]] = []
         self._unrecorded = 0
         self._results: queue.SimpleQueue[tuple[Outgoing, http.PostResult] | None] = queue.SimpleQueue()
+        self._wake: queue.SimpleQueue[None] = queue.SimpleQueue()
 
     # --- process-wide state, made again in a forked child ------------------------------
     def _pool(self) -> ThreadPoolExecutor:
@@ -52,11 +55,12 @@ class Sender:
             if self._pid != os.getpid() or self._executor is None:
                 self._pid = os.getpid()
                 self._inflight, self._queued, self._to_start, self._unrecorded = {}, {}, [], 0
-                self._results = queue.SimpleQueue()
+                self._results, self._wake = queue.SimpleQueue(), queue.SimpleQueue()
                 self._executor = ThreadPoolExecutor(
                     max_workers=int(settings.WEBHOOKS_SEND_CONCURRENCY), thread_name_prefix="webhook-send"
                 )
                 threading.Thread(target=self._loop, name="webhook-record", daemon=True).start()
+                threading.Thread(target=self._starter, name="webhook-start", daemon=True).start()
             return self._executor
 
     def in_flight(self) -> int:
@@ -185,15 +189,33 @@ class Sender:
             logger.exception("Webhook request for delivery %s failed", outgoing.delivery_id)
             result = http.PostResult(None, {}, b"", 0, f"{type(exc).__name__}: {exc}"[:500])
         # The slot is free as soon as the receiver answered; the next waiting delivery is started
-        # by the loop thread while this answer is being recorded.
+        # by the starter thread at once, while this answer is being recorded.
         nxt = self._free([outgoing.endpoint_id])
         if nxt:
             with self._lock:
                 self._to_start.extend(nxt)
+            self._wake.put(None)
         self._results.put((outgoing, result))
 
+    def _starter(self) -> None:
+        """Start, in batches, the deliveries that waited for their endpoint's slot, on this thread's connection."""
+        wake = self._wake
+        while True:
+            wake.get()
+            while True:
+                try:
+                    wake.get_nowait()
+                except queue.Empty:
+                    break
+            with self._lock:
+                go, self._to_start = self._to_start, []
+            executor = self._executor
+            if go and executor is not None:
+                self._start(executor, go)
+            close_old_connections()
+
     def _loop(self) -> None:
-        """Start what waited for a slot and record answers, in batches, on this thread's connection."""
+        """Record answers, in batches, on this thread's connection."""
         results = self._results
         while True:
             first = results.get()
@@ -205,11 +227,6 @@ class Sender:
                     break
                 if item is not None:
                     batch.append(item)
-            with self._lock:
-                go, self._to_start = self._to_start, []
-            executor = self._executor
-            if go and executor is not None:
-                self._start(executor, go)
             if batch:
                 try:
                     services.attempts_record(results=batch)
