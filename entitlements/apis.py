@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -118,8 +119,12 @@ class EntitlementListApi(generics.ListAPIView):
         return selectors.account_entitlement_rows(account=self.request.user)  # type: ignore[arg-type]
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        # Plain rows in, the serializer's dicts out, without a model instance per grant.
-        page = self.paginate_queryset(self.get_queryset())
+        # Plain rows in, the serializer's dicts out, without a model instance per grant; a first
+        # page on PostgreSQL from one fixed statement.
+        rows: Any = self.get_queryset()
+        if connection.vendor == "postgresql" and request.query_params.get("cursor") is None:
+            rows = selectors.AccountEntitlementRowsNewestFirst(account=request.user)  # type: ignore[arg-type]
+        page = self.paginate_queryset(rows)
         assert page is not None
         return self.get_paginated_response(
             [

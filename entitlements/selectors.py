@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -106,6 +107,37 @@ ENTITLEMENT_ROW_FIELDS = ("id", "dataset__symbol", "frequency", "starts_at", "ex
 def account_entitlement_rows(*, account: Account) -> QuerySet[Grant, dict[str, Any]]:
     """:func:`account_grants_in_force` as plain rows (``ENTITLEMENT_ROW_FIELDS``), for the list."""
     return grants_in_force().filter(account=account).values(*ENTITLEMENT_ROW_FIELDS)
+
+
+class AccountEntitlementRowsNewestFirst:
+    """:func:`account_entitlement_rows` newest first, as cursor pagination reads a first page
+    (``order_by("-id")`` then a slice): one fixed statement on PostgreSQL, no query building."""
+
+    def __init__(self, *, account: Account) -> None:
+        self.account_id = account.pk
+
+    def order_by(self, *fields: str) -> AccountEntitlementRowsNewestFirst:
+        if fields != ("-id",):
+            raise ValueError(f"only newest first, not {fields}")
+        return self
+
+    def __getitem__(self, window: slice) -> list[dict[str, Any]]:
+        start, stop = window.start or 0, window.stop
+        now = timezone.now()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _ENTITLEMENT_ROWS_SQL, [self.account_id, GrantStatus.ACTIVE.value, now, now, stop - start, start]
+            )
+            return [dict(zip(ENTITLEMENT_ROW_FIELDS, row, strict=True)) for row in cursor.fetchall()]
+
+
+_ENTITLEMENT_ROWS_SQL = (
+    "SELECT g.id, d.symbol, g.frequency, g.starts_at, g.expires_at, i.request_id "  # noqa: S608
+    f'FROM "{Grant._meta.db_table}" g JOIN "{Dataset._meta.db_table}" d ON d.id = g.dataset_id '
+    f'LEFT JOIN "{AccessRequestItem._meta.db_table}" i ON i.id = g.item_id '
+    "WHERE g.account_id = %s AND g.status = %s AND g.starts_at <= %s AND (g.expires_at IS NULL OR g.expires_at > %s) "
+    "ORDER BY g.id DESC LIMIT %s OFFSET %s"
+)
 
 
 def access_request_list(*, account: Account | None = None) -> QuerySet[AccessRequest]:

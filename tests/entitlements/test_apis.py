@@ -757,3 +757,22 @@ def test_quant_and_ops_receive_signed_webhooks_for_the_workflow(
     assert decided["data"]["items"][0]["grant_id"] is not None
     granted = next(b for b in quant_bodies if b["type"] == "access_grant.created")
     assert granted["data"]["expires_at"] is not None
+
+
+def test_entitlements_page_newest_first_with_a_next_link_that_reaches_the_rest(quant_client, make_client):
+    now = timezone.now()
+    mine = [GrantFactory(account=quant_client.account, dataset__symbol=f"P{n}", frequency="1d") for n in range(3)]
+    GrantFactory(account=quant_client.account, dataset__symbol="OLD", expires_at=now - timedelta(seconds=1))
+    GrantFactory(account=quant_client.account, dataset__symbol="LATER", starts_at=now + timedelta(days=1))
+    GrantFactory(account=make_client(Role.QUANT).account, dataset__symbol="THEIRS")
+
+    first = quant_client.get(ENTITLEMENTS, {"page_size": 2}).json()
+    assert [e["dataset"] for e in first["results"]] == ["P2", "P1"]
+    assert [e["id"] for e in first["results"]] == [mine[2].pk, mine[1].pk]
+    assert first["next"] and "cursor=" in first["next"]
+    rest = quant_client.get(first["next"]).json()
+    assert [e["dataset"] for e in rest["results"]] == ["P0"]
+    assert rest["next"] is None
+    whole = quant_client.get(ENTITLEMENTS).json()
+    assert [e["dataset"] for e in whole["results"]] == ["P2", "P1", "P0"]
+    assert whole["next"] is None
