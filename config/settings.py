@@ -163,7 +163,7 @@ REDIS_URL = env("REDIS_URL", default="" if EMBEDDED else "redis://127.0.0.1:6379
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "core.cache.RedisCache",
             "LOCATION": env("CACHE_URL", default=REDIS_URL),
             "KEY_PREFIX": "bo",
         }
