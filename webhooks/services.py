@@ -421,25 +421,36 @@ def _enqueue_send(delivery_id: int) -> None:
     transaction.on_commit(lambda: task_enqueue(tasks.delivery_send, delivery_id))
 
 
-def _endpoints_lock_shared(*, endpoint_ids: Iterable[int] = (), event_id: int | None = None) -> list[int]:
+def _endpoints_lock_shared(*, endpoint_ids: Iterable[int]) -> list[int]:
     """Share-lock endpoint rows, in id order, for the rest of the transaction; return the ids that exist.
 
     Every writer of deliveries and attempts takes this lock first, and deleting an
     endpoint takes its exclusive lock first: a delete waits for the writers in
     progress, and the writers that come after it find the endpoint gone.
     """
-    if event_id is not None:
-        where, params = "account_id IN (SELECT account_id FROM webhooks_eventrecipient WHERE event_id = %s)", [event_id]
-    else:
-        ids = sorted(set(endpoint_ids))
-        if not ids:
-            return []
-        where, params = "id IN (" + ", ".join(["%s"] * len(ids)) + ")", ids
+    ids = sorted(set(endpoint_ids))
+    if not ids:
+        return []
+    where, params = "id IN (" + ", ".join(["%s"] * len(ids)) + ")", ids
     lock = " FOR SHARE" if connection.vendor == "postgresql" else ""  # SQLite runs one writer at a time
     with connection.cursor() as cursor:
         # Only constant fragments and placeholders are formatted in; the values go as parameters.
         cursor.execute(f"SELECT id FROM webhooks_endpoint WHERE {where} ORDER BY id{lock}", params)  # noqa: S608
         return [row[0] for row in cursor.fetchall()]
+
+
+def _endpoints_lock_shared_rows(*, event_id: int) -> list[Endpoint]:
+    """As ``_endpoints_lock_shared`` for an event's recipients, returning the locked rows: one query."""
+    lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
+    table = Endpoint._meta.db_table
+    return list(
+        Endpoint.objects.raw(
+            # Only constant fragments are formatted in; the event id goes as a parameter.
+            f"SELECT * FROM {table} WHERE account_id IN "  # noqa: S608
+            f"(SELECT account_id FROM webhooks_eventrecipient WHERE event_id = %s) ORDER BY id{lock}",
+            [event_id],
+        )
+    )
 
 
 def event_fanout(*, event_id: int) -> list[Claim]:
@@ -473,11 +484,10 @@ def _fanout(event_id: int, *, start: bool) -> tuple[list[Claim], list[Outgoing]]
     if event is None:
         return [], []
     now = timezone.now()
-    locked = set(_endpoints_lock_shared(event_id=event.pk))
     about = event.data.get("endpoint", {}).get("id") if event.type == ENDPOINT_DISABLED else None
     endpoints = [
         endpoint
-        for endpoint in Endpoint.objects.filter(pk__in=locked).order_by("id")
+        for endpoint in _endpoints_lock_shared_rows(event_id=event.pk)
         if subscribed(endpoint.event_types, event.type) and endpoint.pk != about
     ]
     # Only recipients with a subscribed endpoint are checked: one query, however many recipients.
