@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,11 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
+
+from tests.support import child_database_url, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,17 +31,6 @@ class Server:
 
     def connection(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection(self.host, self.port, timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _test_database_url() -> str:
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
 
 
 def _answers(server: Server) -> bool:
@@ -61,8 +49,8 @@ def gunicorn_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Se
     """gunicorn as the Dockerfile runs it (gthread), on a free port, against the test database;
     stopped after the module, so it holds no database connection beyond it."""
     with django_db_blocker.unblock():
-        database_url = _test_database_url()
-    server = Server("127.0.0.1", _free_port())
+        database_url = child_database_url()
+    server = Server("127.0.0.1", free_port())
     process = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("gunicorn")),

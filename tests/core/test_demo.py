@@ -2,7 +2,6 @@
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -13,14 +12,9 @@ import pytest
 import requests
 
 from tests.receiver import WebhookReceiver
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
@@ -64,7 +58,7 @@ def demo(demo_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> 
     tmp_path = tmp_path_factory.mktemp("demo-run")
     _manage(demo_env, "migrate", "--noinput")
     seed_output = _manage(demo_env, "seed")
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "demo.log").open("w+")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "demo", f"127.0.0.1:{port}"],

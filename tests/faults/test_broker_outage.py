@@ -20,25 +20,20 @@ from celery import Celery
 
 from config.celery import app as celery_app
 from core.periodic import schedules_install
-from tests.faults.test_faults import ROOT, _test_database_url, _wait
+from tests.faults.test_faults import ROOT
 from tests.receiver import WebhookReceiver
+from tests.support import child_database_url, free_port, wait_until
 from webhooks.models import Event
 
 WRITES = 300
 OUTAGE_SECONDS = 20.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PrivateRedis:
     """A redis-server of this test's own, on a free port, that it may stop and start."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="redis-outage-")
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -64,7 +59,7 @@ class PrivateRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait(self._answers, 10, "the private redis-server never answered")
+        wait_until(self._answers, 10, "the private redis-server never answered")
 
     def _answers(self) -> bool:
         try:
@@ -110,7 +105,7 @@ def test_redis_stopped_for_20_s_during_300_writes_loses_nothing_and_needs_no_res
 
     env = {
         **os.environ,
-        "DATABASE_URL": _test_database_url(),
+        "DATABASE_URL": child_database_url(),
         "REDIS_URL": private_redis.url,
         "WEBHOOKS_ALLOW_PRIVATE_URLS": "true",
         "WEBHOOKS_SWEEP_GRACE": "2",
@@ -154,7 +149,7 @@ def test_redis_stopped_for_20_s_during_300_writes_loses_nothing_and_needs_no_res
     broker.conf.broker_url = private_redis.url
     broker.conf.broker_connection_timeout = 1
     try:
-        _wait(lambda: broker.control.ping(destination=[name], timeout=0.5), 60, "the worker never answered a ping")
+        wait_until(lambda: broker.control.ping(destination=[name], timeout=0.5), 60, "the worker never answered a ping")
         broker.set_current()  # the API process publishes to the private broker
         codes = []
         deal_ids = []
@@ -188,7 +183,7 @@ def test_redis_stopped_for_20_s_during_300_writes_loses_nothing_and_needs_no_res
         events = Event.objects.filter(type="deal.created")
         assert events.count() == WRITES
         expected = set(events.values_list("public_id", flat=True))
-        _wait(
+        wait_until(
             lambda: expected <= {r.headers["webhook-id"] for r in receiver.requests},
             120,
             "not every event was delivered after Redis came back",

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -35,31 +33,10 @@ from werkzeug.test import Client
 from config.celery import app as celery_app
 from config.wsgi import application
 from tests.deals.support import deal_body
+from tests.support import child_database_url, free_port, wait_until
 from webhooks.models import Delivery, DeliveryAttempt, Event
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _test_database_url() -> str:
-    """DATABASE_URL, pointed at the test database pytest-django created."""
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
-
-
-def _wait(predicate: Any, timeout: float, message: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        assert time.monotonic() < deadline, message
-        time.sleep(interval)
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------
@@ -80,7 +57,7 @@ def test_a_dropped_database_connection_recovers_on_the_next_request(make_client)
         pool.putconn(conn)
 
     # PostgreSQL restarts, or a proxy drops idle connections: every pooled connection is dead.
-    with psycopg.connect(_test_database_url().replace("postgres://", "postgresql://", 1), autocommit=True) as admin:
+    with psycopg.connect(child_database_url().replace("postgres://", "postgresql://", 1), autocommit=True) as admin:
         killed = admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
@@ -115,7 +92,7 @@ def test_with_redis_down_api_writes_commit_and_their_events_arrive_once_it_is_ba
     webhook_receiver.clear()
 
     # Redis goes away: the broker and the cache (rate limits) both point at a closed port.
-    dead = f"redis://127.0.0.1:{_closed_port()}/0"
+    dead = f"redis://127.0.0.1:{free_port()}/0"
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": dead}}
     dead_broker = Celery("backoffice", broker=dead, set_as_current=False)
     dead_broker.conf.update(broker_connection_retry=False, broker_connection_timeout=1)
@@ -146,7 +123,7 @@ def test_with_redis_down_api_writes_commit_and_their_events_arrive_once_it_is_ba
 def test_with_the_cache_down_reads_are_served_unthrottled_and_ops_can_still_log_in(
     quant_client, client, django_user_model, settings, caplog
 ):
-    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0"}}
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}}
     settings.ADMIN_LOGIN_MAX_FAILURES = 1
     assert quant_client.get("/api/v1/me").status_code == 200
     assert "Rate limit 'api_key' not enforced: the cache is unreachable" in caplog.text
@@ -172,7 +149,7 @@ def worker_process(webhook_receiver: Any) -> Any:
             cwd=ROOT,
             env={
                 **os.environ,
-                "DATABASE_URL": _test_database_url(),
+                "DATABASE_URL": child_database_url(),
                 "REDIS_URL": django_settings.REDIS_URL,
                 "WEBHOOKS_ALLOW_PRIVATE_URLS": "true",
                 **env,
@@ -181,7 +158,7 @@ def worker_process(webhook_receiver: Any) -> Any:
             stderr=subprocess.DEVNULL,
         )
         processes.append(process)
-        _wait(
+        wait_until(
             lambda: celery_app.control.ping(destination=[name], timeout=0.5) or process.poll() is not None,
             timeout=60,
             message="the worker never answered a ping",
@@ -227,7 +204,7 @@ def test_a_worker_killed_during_a_delivery_loses_nothing(
 
     # Nobody may take it over while the dead worker's lease runs; the sweeper does once it ends.
     assert deliver_now() == 0
-    _wait(lambda: deliver_now() > 0, timeout=30, message="the sweeper never took the delivery over", interval=0.2)
+    wait_until(lambda: deliver_now() > 0, timeout=30, message="the sweeper never took the delivery over", interval=0.2)
     second = webhook_receiver.wait_for(2)[1]
     assert second.headers["webhook-id"] == event.public_id  # the same id: receivers deduplicate
     delivery.refresh_from_db()

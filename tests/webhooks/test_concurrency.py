@@ -14,20 +14,11 @@ from django.utils import timezone
 
 from deals import services as deal_services
 from tests.deals.support import AUTHORIZED_BUYERS
+from tests.support import wait_until
 from tests.webhooks.conftest import EVENT
 from webhooks import services
 from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
 from webhooks.sender import sender
-
-
-def _wait(predicate, timeout, message, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        assert time.monotonic() < deadline, message
-        time.sleep(interval)
 
 
 def _fast_path(event):
@@ -58,7 +49,7 @@ def test_many_deliveries_are_in_flight_at_once_over_reused_connections(
     requests = receiver.wait_for(8, timeout=10)
     # Eight deliveries, three of them taking 0.5 s each: sent one after the other this takes 1.5 s.
     assert time.monotonic() - started < 1.2
-    _wait(_idle, 10, "the sender never recorded its attempts")
+    wait_until(_idle, 10, "the sender never recorded its attempts")
     assert Delivery.objects.filter(event=event, status="succeeded").count() == 8
     assert sorted(r.headers["webhook-id"] for r in requests) == [event.public_id] * 8
 
@@ -68,7 +59,7 @@ def test_many_deliveries_are_in_flight_at_once_over_reused_connections(
         with transaction.atomic():
             again = services.event_publish(event_type=EVENT, data={"n": n}, recipients=[buyers[0].account])
         _fast_path(again)
-        _wait(_idle, 10, "the sender never recorded its attempt")
+        wait_until(_idle, 10, "the sender never recorded its attempt")
     later = receiver.wait_for(13, timeout=10)[8:]
     assert len({r.client_port for r in later}) == 1
     assert {r.client_port for r in later} <= ports
@@ -106,10 +97,10 @@ def test_a_hanging_receiver_holds_only_its_share_and_delays_no_one_else(
     assert 2 <= len(arrivals) < 30
     assert all(later - earlier >= 0.9 for earlier, later in zip(arrivals, arrivals[2:], strict=False))
     succeeded = Delivery.objects.filter(endpoint_id=endpoint["id"], status="succeeded")
-    _wait(lambda: succeeded.count() == 30, 5, "the healthy endpoint's deliveries were not recorded")
+    wait_until(lambda: succeeded.count() == 30, 5, "the healthy endpoint's deliveries were not recorded")
     # Its share works through the few deliveries waiting in memory, two at a time; the others
     # went back to the database, due again later, holding nothing meanwhile.
-    _wait(_idle, 20, "the hanging receiver's attempts never timed out")
+    wait_until(_idle, 20, "the hanging receiver's attempts never timed out")
     timed_out = DeliveryAttempt.objects.filter(delivery__endpoint__account=slow_buyer.account)
     assert timed_out.count() == len(hanging.requests) < 30
     assert all("Timed out" in a.error for a in timed_out)
@@ -183,8 +174,8 @@ def test_under_a_backlog_the_sweeper_and_late_fast_path_messages_send_each_deliv
     for thread in threads:
         thread.join(timeout=60)
     assert not errors, errors
-    _wait(lambda: Delivery.objects.filter(status="succeeded").count() == 40, 20, "not every delivery arrived")
-    _wait(_idle, 10, "the sender never recorded its attempts")
+    wait_until(lambda: Delivery.objects.filter(status="succeeded").count() == 40, 20, "not every delivery arrived")
+    wait_until(_idle, 10, "the sender never recorded its attempts")
 
     attempts = Counter(DeliveryAttempt.objects.values_list("delivery_id", flat=True))
     assert len(attempts) == 40 and set(attempts.values()) == {1}
@@ -242,7 +233,7 @@ def test_deleting_an_endpoint_while_deliveries_are_in_flight_answers_204_and_not
                 thread.join(timeout=30)
         assert response.status_code == 204, response.content
         assert not errors, errors
-        _wait(_idle, 20, "the sender never went idle")
+        wait_until(_idle, 20, "the sender never went idle")
         assert not Endpoint.objects.filter(pk=endpoint["id"]).exists()
         assert not Delivery.objects.filter(endpoint_id=endpoint["id"]).exists()
         late = [r for r in receiver.requests if r.received_monotonic > answered]
@@ -278,7 +269,7 @@ def test_de_authorising_a_buyer_while_deliveries_are_in_flight_answers_204_and_n
                 thread.join(timeout=30)
         assert response.status_code == 204, response.content
         assert not errors, errors
-        _wait(_idle, 20, "the sender never went idle")
+        wait_until(_idle, 20, "the sender never went idle")
         late = [r for r in receiver.requests if r.received_monotonic > answered]
         assert late == [], f"{len(late)} deal events reached the buyer after the de-authorisation answered"
         assert not Delivery.objects.filter(endpoint__account=buyer.account, status="pending").exists()

@@ -2,7 +2,6 @@
 receivers that turn out to be on private addresses. Real PostgreSQL, Redis, HTTP and Celery."""
 
 import queue
-import socket
 import threading
 import time
 from collections import Counter
@@ -12,15 +11,10 @@ from celery import Celery
 from django.db import close_old_connections, connection, transaction
 
 from config.celery import app as celery_app
+from tests.support import free_port
 from tests.webhooks.conftest import EVENT
 from webhooks import http, services, tasks
 from webhooks.models import Delivery, DeliveryAttempt, Event
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -28,7 +22,7 @@ def test_event_committed_while_the_broker_is_unreachable_is_delivered_by_the_swe
     buyer_client, webhook_receiver, deliver_now, register_endpoint, publish
 ):
     endpoint = register_endpoint(buyer_client, webhook_receiver.url)
-    dead_broker = Celery("backoffice", broker=f"redis://127.0.0.1:{_closed_port()}/0", set_as_current=False)
+    dead_broker = Celery("backoffice", broker=f"redis://127.0.0.1:{free_port()}/0", set_as_current=False)
     dead_broker.conf.update(broker_connection_retry=False, broker_connection_timeout=1)
     dead_broker.set_current()
     try:
