@@ -68,6 +68,20 @@ class Sender:
         with self._lock:
             return self._unrecorded
 
+    def _admit_locked(self, endpoint_id: int, claim: Claim) -> bool | None:
+        """With the lock held: take a slot of the endpoint's share (True), or wait in its
+        backlog for one (False), or neither when the backlog is full (None: defer it)."""
+        if self._inflight.get(endpoint_id, 0) < int(settings.WEBHOOKS_ENDPOINT_CONCURRENCY):
+            self._inflight[endpoint_id] = self._inflight.get(endpoint_id, 0) + 1
+            self._unrecorded += 1
+            return True
+        waiting = self._queued.setdefault(endpoint_id, deque())
+        if len(waiting) < int(settings.WEBHOOKS_ENDPOINT_BACKLOG):
+            waiting.append(claim)
+            self._unrecorded += 1
+            return False
+        return None
+
     # --- handing claims over ---------------------------------------------------------
     def send(self, claims: Iterable[Claim], *, wait: bool = False) -> None:
         """Send claimed deliveries. With ``wait`` every attempt is made and recorded on this
@@ -80,7 +94,6 @@ class Sender:
             return
         pool = self._pool()
         endpoints = services.claims_endpoints(claims=claims)
-        cap = int(settings.WEBHOOKS_ENDPOINT_CONCURRENCY)
         go: list[tuple[Claim, int]] = []
         defer: list[Claim] = []
         with self._lock:
@@ -88,17 +101,11 @@ class Sender:
                 endpoint_id = endpoints.get(claim[0])
                 if endpoint_id is None:
                     continue  # deleted meanwhile
-                if self._inflight.get(endpoint_id, 0) < cap:
-                    self._inflight[endpoint_id] = self._inflight.get(endpoint_id, 0) + 1
+                admitted = self._admit_locked(endpoint_id, claim)
+                if admitted:
                     go.append((claim, endpoint_id))
-                    self._unrecorded += 1
-                else:
-                    waiting = self._queued.setdefault(endpoint_id, deque())
-                    if len(waiting) < int(settings.WEBHOOKS_ENDPOINT_BACKLOG):
-                        waiting.append(claim)
-                        self._unrecorded += 1
-                    else:
-                        defer.append(claim)
+                elif admitted is None:
+                    defer.append(claim)
         if defer:
             services.deliveries_defer(claims=defer, seconds=float(settings.WEBHOOKS_DEFER_SECONDS))
         self._start(pool, go)
@@ -113,24 +120,16 @@ class Sender:
             self._post_and_record(outgoing)
             return
         pool = self._pool()
-        cap = int(settings.WEBHOOKS_ENDPOINT_CONCURRENCY)
         now: list[Outgoing] = []
         defer: list[Claim] = []
         with self._lock:
             for item in outgoing:
-                endpoint_id = item.endpoint_id
                 claim = (item.delivery_id, item.lease_token)
-                if self._inflight.get(endpoint_id, 0) < cap:
-                    self._inflight[endpoint_id] = self._inflight.get(endpoint_id, 0) + 1
+                admitted = self._admit_locked(item.endpoint_id, claim)
+                if admitted:
                     now.append(item)
-                    self._unrecorded += 1
-                else:
-                    waiting = self._queued.setdefault(endpoint_id, deque())
-                    if len(waiting) < int(settings.WEBHOOKS_ENDPOINT_BACKLOG):
-                        waiting.append(claim)
-                        self._unrecorded += 1
-                    else:
-                        defer.append(claim)
+                elif admitted is None:
+                    defer.append(claim)
         if defer:
             services.deliveries_defer(claims=defer, seconds=float(settings.WEBHOOKS_DEFER_SECONDS))
         refused: list[int] = []
