@@ -23,6 +23,7 @@ from accounts.selectors import accounts_with_role
 from catalog.models import Dataset, DatasetFrequency
 from core.actors import Actor, actor_fields
 from core.audit import audit_log
+from core.enqueue import enqueue_on_commit
 from core.errors import Conflict, FieldError
 from entitlements import policy
 from entitlements.models import (
@@ -411,12 +412,9 @@ def access_request_create(
             recipients=accounts_with_role(role=Role.OPS),
         )
         if settings.OPS_NOTIFICATION_EMAILS:
-            from entitlements import tasks
-
-            # robust: with the broker down the request still succeeds (the email is lost, the
-            # access_request.created event and the admin queue are not).
-            request_id = request.pk
-            transaction.on_commit(lambda: tasks.access_request_email_ops.delay(request_id), robust=True)
+            # With the broker down the request still succeeds: the email is lost, the
+            # access_request.created event and the admin queue are not.
+            enqueue_on_commit("entitlements.tasks.access_request_email_ops", request.pk)
     return request
 
 

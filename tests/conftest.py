@@ -154,7 +154,7 @@ def deliver_now(settings: pytest.FixtureRequest) -> Callable[..., int]:
 @pytest.fixture(autouse=True)
 def _broker_backoff_reset() -> Iterator[None]:
     # A test that made the broker unreachable must not leave the next one skipping it.
-    from webhooks import services as webhook_services
+    from core.enqueue import broker_backoff_reset
 
     yield
-    webhook_services._broker_down_until = 0.0
+    broker_backoff_reset()

@@ -30,6 +30,7 @@ from standardwebhooks.webhooks import Webhook
 from accounts.models import Account
 from core.actors import Actor
 from core.audit import audit_log
+from core.enqueue import enqueue_on_commit
 from core.errors import Conflict, FieldError
 from webhooks import http
 from webhooks.catalog import ALL, ENDPOINT_DISABLED, EVENT_TYPES, PING, subscribed
@@ -75,43 +76,8 @@ def event_publish(*, event_type: str, data: dict[str, Any], recipients: Iterable
         return None
     event = Event.objects.create(type=event_type, data=_json_safe(data))
     EventRecipient.objects.bulk_create([EventRecipient(event=event, account_id=pk) for pk in account_ids])
-    _enqueue_dispatch(event.pk)
+    enqueue_on_commit("webhooks.tasks.event_dispatch", event.pk)
     return event
-
-
-def _enqueue_dispatch(event_id: int) -> None:
-    from webhooks import tasks
-
-    transaction.on_commit(lambda: task_enqueue(tasks.event_dispatch, event_id))
-
-
-BROKER_BACKOFF_SECONDS = 2.0
-"""After a failed enqueue, how long this process stops trying and leaves new work to the sweeper."""
-
-_broker_down_until = 0.0
-
-
-def task_enqueue(task: Any, *args: Any) -> None:
-    """Send a task to the broker; if the broker is unreachable, log it and let the sweeper catch up.
-
-    A lost message only costs latency: the rows it would have worked on stay due in
-    the database. The caller's request never fails because of it, and after one
-    failure the process skips the broker for BROKER_BACKOFF_SECONDS, so that writes
-    during an outage do not each wait for a connection attempt.
-    """
-    global _broker_down_until
-    if time.monotonic() < _broker_down_until:
-        logger.debug("Broker unreachable a moment ago; %s%r is left to the webhook sweeper.", task.name, args)
-        return
-    try:
-        task.apply_async(
-            args=args,
-            retry=True,
-            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
-        )
-    except Exception:
-        _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
-        logger.warning("Could not enqueue %s%r; the webhook sweeper will pick the work up.", task.name, args)
 
 
 # --- endpoints ------------------------------------------------------------------------
@@ -343,7 +309,7 @@ def endpoint_ping(*, endpoint: Endpoint) -> Delivery:
         dispatched_at=now,
     )
     delivery = Delivery.objects.create(event=event, endpoint=endpoint, next_attempt_at=_handed_off(now))
-    _enqueue_send(delivery.pk)
+    enqueue_on_commit("webhooks.tasks.delivery_send", delivery.pk)
     return delivery
 
 
@@ -370,7 +336,7 @@ def delivery_redeliver(*, delivery: Delivery, actor: Actor) -> Delivery:
         delivery.completed_at = None
         delivery.lease_token = ""
         delivery.lease_expires_at = None
-        _enqueue_send(delivery.pk)
+        enqueue_on_commit("webhooks.tasks.delivery_send", delivery.pk)
     delivery.save()
     logger.info("Webhook delivery %s redelivered by %s", delivery.pk, actor or "system")
     return delivery
@@ -391,9 +357,7 @@ def deliveries_redeliver_failed(*, endpoint: Endpoint, since: datetime, actor: A
     )
     logger.info("%s failed deliveries of endpoint %s since %s redelivered by %s", count, endpoint.pk, since, actor)
     if count:
-        from webhooks import tasks
-
-        transaction.on_commit(lambda: task_enqueue(tasks.webhooks_sweep))
+        enqueue_on_commit("webhooks.tasks.webhooks_sweep")
     return count
 
 
@@ -412,13 +376,6 @@ def _lease(now: datetime) -> dict[str, Any]:
 def _handed_off(now: datetime) -> datetime:
     """When a delivery handed to the fast path (ping, redelivery) becomes the sweeper's: after the grace."""
     return now + timedelta(seconds=float(settings.WEBHOOKS_SWEEP_GRACE))
-
-
-def _enqueue_send(delivery_id: int) -> None:
-    """On commit, have a worker claim and send the delivery now, whenever it is due."""
-    from webhooks import tasks
-
-    transaction.on_commit(lambda: task_enqueue(tasks.delivery_send, delivery_id))
 
 
 def _endpoints_lock_shared(*, endpoint_ids: Iterable[int]) -> list[int]:
