@@ -9,7 +9,6 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.webhooks.conftest import EVENT, OTHER_EVENT
-from webhooks import services
 from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event, new_secret
 
 
