@@ -307,12 +307,14 @@ WEBHOOKS_LEASE_SECONDS = env.float("WEBHOOKS_LEASE_SECONDS", default=60.0)
 # Webhook sending in each worker process: requests in flight at once, at most so many per
 # endpoint (a slow receiver holds only its share), how many more may wait in memory for a
 # slot, how long a delivery beyond those waits before it is due again, and how old an undispatched event must be before the sweeper takes
-# it from the fast path.
+# it from the fast path. An event's deliveries beyond the first WEBHOOKS_FANOUT_CHUNK are sent by
+# other tasks, a chunk each, so several workers share a large fan-out.
 WEBHOOKS_SEND_CONCURRENCY = env.int("WEBHOOKS_SEND_CONCURRENCY", default=64)
 WEBHOOKS_ENDPOINT_CONCURRENCY = env.int("WEBHOOKS_ENDPOINT_CONCURRENCY", default=8)
 WEBHOOKS_ENDPOINT_BACKLOG = env.int("WEBHOOKS_ENDPOINT_BACKLOG", default=1000)
 WEBHOOKS_DEFER_SECONDS = env.float("WEBHOOKS_DEFER_SECONDS", default=2.0)
 WEBHOOKS_SWEEP_GRACE = env.float("WEBHOOKS_SWEEP_GRACE", default=10.0)
+WEBHOOKS_FANOUT_CHUNK = env.int("WEBHOOKS_FANOUT_CHUNK", default=200)
 WEBHOOKS_MAX_ENDPOINTS_PER_ACCOUNT = env.int("WEBHOOKS_MAX_ENDPOINTS_PER_ACCOUNT", default=20)
 # Entitlements: hours after an Ops refusal during which a new request for the same
 # dataset frequency is refused automatically (0 disables), and hours before a trial

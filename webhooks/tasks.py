@@ -37,6 +37,12 @@ def delivery_attempt(self: Any, delivery_id: int, lease_token: str) -> None:
 
 
 @shared_task(**_options)
+def deliveries_send(self: Any, claims: list[list[Any]]) -> None:
+    """Send a chunk of a large fan-out's deliveries, claimed at the fan-out; stale claims do nothing."""
+    sender.send([(int(delivery_id), str(token)) for delivery_id, token in claims], wait=in_caller(self.request))
+
+
+@shared_task(**_options)
 def webhooks_sweep(self: Any) -> dict[str, int]:
     """Safety net, every few seconds: dispatch lost events and send every due delivery."""
     claims: list[services.Claim] = []

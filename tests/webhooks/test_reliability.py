@@ -11,7 +11,7 @@ from celery import Celery
 from django.db import close_old_connections, connection, transaction
 
 from config.celery import app as celery_app
-from tests.support import free_port
+from tests.support import free_port, wait_until
 from tests.webhooks.conftest import EVENT
 from webhooks import http, services, tasks
 from webhooks.models import Delivery, DeliveryAttempt, Event
@@ -259,3 +259,67 @@ def test_embedded_mode_delivers_in_process_when_the_change_commits(
         celery_app.conf.task_always_eager = was_eager
     assert Delivery.objects.get(event=event).status == "succeeded"
     assert Delivery.objects.get(event=failing).status == "pending"
+
+
+def test_a_large_fan_out_is_sent_in_chunks_by_other_tasks_each_delivery_once(
+    db, buyer_client, webhook_receiver, register_endpoint, publish, settings, django_capture_on_commit_callbacks
+):
+    settings.WEBHOOKS_FANOUT_CHUNK = 2
+    paths = [f"/hook/{n}" for n in range(5)]
+    for path in paths:
+        register_endpoint(buyer_client, webhook_receiver.url_for(path))
+    event = publish(buyer_client.account)
+
+    with django_capture_on_commit_callbacks() as enqueued:
+        started = services.event_fanout_start(event_id=event.pk)
+    # The fan-out starts the first chunk itself and hands the other three deliveries, two and one,
+    # to tasks enqueued once it commits; those are claimed, not yet on the wire.
+    assert len(started) == 2
+    assert len(enqueued) == 2
+    rest = Delivery.objects.filter(event=event).exclude(pk__in=[o.delivery_id for o in started])
+    assert rest.count() == 3
+    assert all(d.lease_token and d.lease_expires_at and d.sending_until is None for d in rest)
+    assert services.webhooks_sweep(deliver=lambda *claim: pytest.fail(f"the sweeper took {claim}")).claimed == 0
+
+    was_eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True  # each chunk task runs here, as in the embedded demo
+    try:
+        for enqueue in enqueued:
+            enqueue()
+        for enqueue in enqueued:
+            enqueue()  # a duplicated task message finds its claims stale and sends nothing
+    finally:
+        celery_app.conf.task_always_eager = was_eager
+    tasks.sender.send_started(started, wait=True)
+
+    requests = webhook_receiver.wait_for(5)
+    assert sorted(r.path for r in requests) == paths
+    assert {r.headers["webhook-id"] for r in requests} == {event.public_id}
+    assert Delivery.objects.filter(event=event, status="succeeded", attempt_count=1).count() == 5
+    assert DeliveryAttempt.objects.filter(delivery__event=event).count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_celery_worker_sends_every_chunk_of_a_large_fan_out(
+    buyer_client, webhook_receiver, register_endpoint, publish, settings
+):
+    from celery.contrib.testing.worker import start_worker
+
+    settings.WEBHOOKS_FANOUT_CHUNK = 2
+    paths = [f"/hook/{n}" for n in range(5)]
+    for path in paths:
+        register_endpoint(buyer_client, webhook_receiver.url_for(path))
+    celery_app.control.purge()  # messages other tests left without a worker
+    with start_worker(
+        celery_app, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING"
+    ):
+        with transaction.atomic():
+            event = publish(buyer_client.account, n=1)
+        requests = webhook_receiver.wait_for(5, timeout=15)
+        wait_until(
+            lambda: Delivery.objects.filter(event=event, status="succeeded").count() == 5,
+            15,
+            "the worker never recorded every attempt",
+        )
+    assert sorted(r.path for r in requests) == paths
+    assert Delivery.objects.filter(event=event, attempt_count=1).count() == 5

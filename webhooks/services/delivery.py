@@ -21,6 +21,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from core.enqueue import enqueue_on_commit
 from webhooks import http
 from webhooks.catalog import ENDPOINT_DISABLED, subscribed
 from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Endpoint, Event, new_lease_token
@@ -99,13 +100,17 @@ def event_fanout(*, event_id: int) -> list[Claim]:
 
 
 def event_fanout_start(*, event_id: int) -> list[Outgoing]:
-    """The fast path: fan the event out and start every delivery in the same transaction.
+    """The fast path: fan the event out and start its first WEBHOOKS_FANOUT_CHUNK deliveries
+    in the same transaction.
 
     As ``event_fanout`` then ``deliveries_start``, without the second transaction: the
     endpoints are share-locked and the audience checked once, the deliveries are born
     under their attempt's token and marked on the wire, and the body is signed per
     endpoint. A started delivery the caller cannot send at once is started again
-    (``deliveries_start``) when it can, under a fresh token.
+    (``deliveries_start``) when it can, under a fresh token. The claims beyond the
+    first chunk go, a chunk per task, to whichever worker is free
+    (``webhooks.tasks.deliveries_send``), so a large audience is signed and sent by
+    several threads and processes, and its first requests leave after one chunk.
     """
     return _fanout(event_id, start=True)[1]
 
@@ -133,14 +138,20 @@ def _fanout(event_id: int, *, start: bool) -> tuple[list[Claim], list[Outgoing]]
     # Only recipients with a subscribed endpoint are checked: one query, however many recipients.
     allowed = audience_filter(event.type, event.data, {endpoint.account_id for endpoint in endpoints})
     lease = _lease(now)
-    if start:
-        lease["sending_until"] = now + timedelta(seconds=float(settings.WEBHOOKS_TIMEOUT) + 1.0)
+    chunk = max(1, int(settings.WEBHOOKS_FANOUT_CHUNK))
+    sending_until = now + timedelta(seconds=float(settings.WEBHOOKS_TIMEOUT) + 1.0)
     deliveries = []
+    pending = 0
     for endpoint in endpoints:
         if endpoint.account_id not in allowed:
             continue
         if endpoint.enabled:
-            deliveries.append(Delivery(event=event, endpoint=endpoint, next_attempt_at=now, **lease))
+            # Only the first chunk is started here, so only it is marked on the wire.
+            on_wire = sending_until if start and pending < chunk else None
+            deliveries.append(
+                Delivery(event=event, endpoint=endpoint, next_attempt_at=now, sending_until=on_wire, **lease)
+            )
+            pending += 1
         else:
             deliveries.append(
                 Delivery(
@@ -157,8 +168,11 @@ def _fanout(event_id: int, *, start: bool) -> tuple[list[Claim], list[Outgoing]]
     token = str(lease["lease_token"])
     if not start:
         return [(d.pk, token) for d in created], []
+    for start_at in range(chunk, len(created), chunk):
+        claims = [(d.pk, token) for d in created[start_at : start_at + chunk]]
+        enqueue_on_commit("webhooks.tasks.deliveries_send", claims)
     body = envelope_body(event)
-    return [], [_outgoing(d, token, body=body) for d in created]
+    return [], [_outgoing(d, token, body=body) for d in created[:chunk]]
 
 
 def _claimable(now: datetime) -> QuerySet[Delivery]:
@@ -292,6 +306,7 @@ def deliveries_start(*, claims: Iterable[Claim]) -> list[Outgoing]:
                 recipients = {d.endpoint.account_id for d in deliveries if d.event_id == event.pk}
                 allowed[event.pk] = audience_filter(event.type, event.data, recipients)
         outgoing: list[Outgoing] = []
+        bodies: dict[int, str] = {}
         for delivery in deliveries:
             endpoint, event = delivery.endpoint, delivery.event
             if not endpoint.enabled:
@@ -302,7 +317,9 @@ def deliveries_start(*, claims: Iterable[Claim]) -> list[Outgoing]:
                     delivery, token, DeliveryStatus.CANCELLED, "The recipient may no longer see this event."
                 )
                 continue
-            outgoing.append(_outgoing(delivery, token))
+            if event.pk not in bodies:
+                bodies[event.pk] = envelope_body(event)
+            outgoing.append(_outgoing(delivery, token, body=bodies[event.pk]))
         return outgoing
 
 
