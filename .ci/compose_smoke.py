@@ -9,7 +9,9 @@ printing how long each check took:
 - a quant's access request, approved by Ops over the API, then prices read (synthetic);
 - a deal whose webhook reaches a receiver on this host, signed; the receiver fails the
   first attempt, so the second one proves beat's sweeper and the webhooks worker;
-- beat's log shows it sending periodic tasks and the workers' logs show them succeed.
+- beat's log shows it sending periodic tasks and the workers' logs show them succeed;
+- worker-webhooks runs as many containers as its deploy.replicas (what the webhook
+  benchmark measures).
 
 Exits non-zero on the first failure.
 """
@@ -279,6 +281,19 @@ class Smoke:
             )
             expect(result.returncode == 0, f"{service} health check without $HOSTNAME: {result.stdout}{result.stderr}")
 
+    def webhooks_worker_replicas(self) -> None:
+        replicas = int(self.config()["services"]["worker-webhooks"].get("deploy", {}).get("replicas", 1))
+        result = subprocess.run(
+            [*self.compose, "ps", "-q", "--status", "running", "worker-webhooks"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        running = len(result.stdout.split())
+        expect(running == replicas, f"worker-webhooks runs {running} containers, its deploy.replicas says {replicas}")
+        print(f"  worker-webhooks: {running} containers running, as deploy.replicas says")
+
     def beat_and_workers_logs(self) -> None:
         sent = set(re.findall(r"Sending due task .+? \(([\w.]+)\)$", self.logs("beat"), re.MULTILINE))
         expect(bool(sent), "beat's log shows no periodic task sent")
@@ -296,6 +311,7 @@ class Smoke:
             ("deal webhook to the host, retried by beat's sweeper", self.deal_webhook_through_worker_and_beat),
             ("beat and workers ran periodic tasks", self.beat_and_workers_logs),
             ("worker health checks pass without $HOSTNAME", self.worker_probes_without_hostname_variable),
+            ("worker-webhooks runs as many processes as the benchmark measures", self.webhooks_worker_replicas),
             ("web runs every argument of its command", self.web_runs_its_whole_command),
         ]
         started = time.monotonic()

@@ -53,8 +53,8 @@ GUNICORN_THREADS = int(os.environ.get("BENCH_WEBHOOKS_GUNICORN_THREADS", "4"))
 WORKER_COMMAND = os.environ.get(
     "BENCH_WEBHOOKS_WORKER", "celery -A config worker -Q webhooks --pool threads --concurrency 8"
 ).split()
-# How many such worker processes (each a compose replica of worker-webhooks).
-WORKER_PROCESSES = int(os.environ.get("BENCH_WEBHOOKS_WORKER_PROCESSES", "1"))
+# How many such worker processes: the replicas of worker-webhooks in docker-compose.yml.
+WORKER_PROCESSES = int(os.environ.get("BENCH_WEBHOOKS_WORKER_PROCESSES", "2"))
 DEALS = 200  # the main seller's deals, PATCHed in turn
 WAIT_SECONDS = 60.0
 

@@ -115,6 +115,15 @@ def test_worker_health_checks_do_not_rely_on_a_variable_only_docker_sets(tmp_pat
         assert "inspect ping" in probe
 
 
+def test_the_webhook_benchmark_measures_the_webhooks_worker_compose_runs(tmp_path):
+    from bench import webhooks as bench
+
+    worker = rendered(tmp_path)["services"]["worker-webhooks"]
+    command = [part for part in worker["command"] if part not in ("--loglevel", "INFO")]
+    assert bench.WORKER_COMMAND == command
+    assert bench.WORKER_PROCESSES == worker["deploy"]["replicas"]
+
+
 def test_the_dockerfile_needs_no_registry_frontend():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert not re.search(r"^#\s*syntax=", dockerfile, re.MULTILINE)
