@@ -113,77 +113,59 @@ def _deliveries_insert(
     ``on_wire`` of them marked on the wire), ``failed`` ones' closed as disabled. Returns
     endpoint id -> delivery id for the pending ones.
 
-    One multi-row ``INSERT ... RETURNING`` per thousand rows: building a model instance
-    per delivery cost a large fan-out most of its time before the first request.
+    An ``INSERT ... SELECT`` per kind of row, naming only the endpoint ids: building a model
+    instance and a parameter per field and delivery cost a large fan-out most of its time
+    before its first request.
     """
     meta = Delivery._meta
-    columns = [
-        "event",
-        "endpoint",
-        "status",
-        "attempt_count",
-        "round_attempts",
-        "next_attempt_at",
-        "lease_token",
-        "lease_expires_at",
-        "sending_until",
-        "last_error",
-        "created_at",
-        "completed_at",
-    ]
-    fields = [field for name in columns if isinstance(field := meta.get_field(name), models.Field)]
 
     def prep(name: str, value: Any) -> Any:
         field = meta.get_field(name)
         assert isinstance(field, models.Field)
         return field.get_db_prep_save(value, connection)
 
-    created, until = prep("created_at", now), now + timedelta(seconds=float(settings.WEBHOOKS_TIMEOUT) + 1.0)
-    claimed = [
-        DeliveryStatus.PENDING,
-        0,
-        0,
-        created,
-        lease["lease_token"],
-        prep("lease_expires_at", lease["lease_expires_at"]),
+    created = prep("created_at", now)
+    claimed = {
+        "status": DeliveryStatus.PENDING.value,
+        "next_attempt_at": created,
+        "lease_token": lease["lease_token"],
+        "lease_expires_at": prep("lease_expires_at", lease["lease_expires_at"]),
+        "last_error": "",
+        "completed_at": None,
+    }
+    until = prep("sending_until", now + timedelta(seconds=float(settings.WEBHOOKS_TIMEOUT) + 1.0))
+    kinds = [
+        (pending[:on_wire], {**claimed, "sending_until": until}),
+        (pending[on_wire:], {**claimed, "sending_until": None}),
+        (
+            failed,
+            {
+                "status": DeliveryStatus.FAILED.value,
+                "next_attempt_at": None,
+                "lease_token": "",
+                "lease_expires_at": None,
+                "sending_until": None,
+                "last_error": "Endpoint disabled.",
+                "completed_at": created,
+            },
+        ),
     ]
-    wire, off = prep("sending_until", until), None
-    rows: list[list[Any]] = [
-        [event_id, endpoint_id, *claimed, wire if n < on_wire else off, "", created, None]
-        for n, endpoint_id in enumerate(pending)
-    ]
-    rows += [
-        [
-            event_id,
-            endpoint_id,
-            DeliveryStatus.FAILED,
-            0,
-            0,
-            None,
-            "",
-            None,
-            None,
-            "Endpoint disabled.",
-            created,
-            created,
-        ]
-        for endpoint_id in failed
-    ]
-    names = ", ".join(f'"{field.column}"' for field in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     ids: dict[int, int] = {}
-    for start_at in range(0, len(rows), 1000):
-        chunk = rows[start_at : start_at + 1000]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                # Only column names from the model are formatted in; the values go as parameters.
-                f'INSERT INTO "{meta.db_table}" ({names}) VALUES {", ".join([row] * len(chunk))} '  # noqa: S608
-                'RETURNING "id", "endpoint_id", "status"',
-                [value for values in chunk for value in values],
-            )
-            ids.update(
-                (endpoint_id, pk) for pk, endpoint_id, status in cursor.fetchall() if status == DeliveryStatus.PENDING
-            )
+    for endpoint_ids, values in kinds:
+        for start_at in range(0, len(endpoint_ids), 1000):
+            chunk = endpoint_ids[start_at : start_at + 1000]
+            columns = {"event_id": event_id, "attempt_count": 0, "round_attempts": 0, "created_at": created, **values}
+            names = ", ".join(f'"{name}"' for name in columns)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    # Only column names are formatted in; the values go as parameters.
+                    f'INSERT INTO "{meta.db_table}" ("endpoint_id", {names}) '  # noqa: S608
+                    f'SELECT "id", {", ".join(["%s"] * len(columns))} FROM "{Endpoint._meta.db_table}" '
+                    f'WHERE "id" IN ({", ".join(["%s"] * len(chunk))}) RETURNING "id", "endpoint_id"',
+                    [*columns.values(), *chunk],
+                )
+                if values["status"] == DeliveryStatus.PENDING.value:
+                    ids.update((endpoint_id, pk) for pk, endpoint_id in cursor.fetchall())
     return ids
 
 
