@@ -13,6 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 
 from core.actors import Actor
@@ -26,6 +27,12 @@ def audit_actor_label(actor: Actor) -> str:
     if actor is not None:
         return f"{actor.role}:{actor.ref}"
     return "system"
+
+
+def admin_actor(request: HttpRequest) -> AbstractBaseUser:
+    """The staff user behind an admin request, as the actor its writes are audited with."""
+    assert isinstance(request.user, AbstractBaseUser)  # the admin only serves logged-in staff
+    return request.user
 
 
 def audit_log(
