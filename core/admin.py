@@ -59,3 +59,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# The periodic task pages, registered here so that the schedule writes they make are audited.
+import core.admin_schedules  # noqa: E402, F401

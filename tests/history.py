@@ -19,7 +19,10 @@ def admin_history(client: Client, model: str, pk: Any) -> list[list[str]]:
     assert response.status_code == 200, response.status_code
     rows = re.findall(r'<tr class="audit-entry">(.*?)</tr>', response.content.decode(), re.S)
     return [
-        [html.unescape(re.sub(r"<[^>]+>", "", cell)).strip() for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+            for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)
+        ]
         for row in rows
     ]
 
