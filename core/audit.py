@@ -1,7 +1,8 @@
-"""The audit trail: one row per change Ops may have to explain later (who, when, what, why).
+"""The audit log: one row per change Ops may have to explain later (who, when, what, why).
 
-Services write it inside the change's own transaction, whether the change came from
-the admin, the API or the system, and the admin shows it on each object's History page.
+Every app's writing services record it inside the change's own transaction, with the actor
+they take, whether the change came from the admin, the API or the system; the admin shows
+it on each object's History page. Admin writes go through the same services.
 """
 
 from __future__ import annotations
