@@ -120,8 +120,8 @@ def test_the_webhook_benchmark_measures_the_webhooks_worker_compose_runs(tmp_pat
 
     worker = rendered(tmp_path)["services"]["worker-webhooks"]
     command = [part for part in worker["command"] if part not in ("--loglevel", "INFO")]
-    assert bench.WORKER_COMMAND == command
-    assert bench.WORKER_PROCESSES == worker["deploy"]["replicas"]
+    assert command == bench.WORKER_COMMAND
+    assert worker["deploy"]["replicas"] == bench.WORKER_PROCESSES
 
 
 def test_the_dockerfile_needs_no_registry_frontend():
