@@ -16,7 +16,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     """Reads ``Authorization: Api-Key <key>``; unknown, revoked or expired keys,
     inactive accounts and any other scheme (``Bearer``, a bare key) are refused with 401.
 
-    The key row comes from a per-process cache at most ``API_KEY_CACHE_SECONDS`` old (a
+    The key row comes from a per-process cache at most ``API_KEY_CACHE_TTL`` old (a
     revoked key is refused within that time everywhere, at once where it was revoked); the
     SHA-512 check and the expiry check run on every request. ``last_used_at`` is written at
     most once a minute per key."""

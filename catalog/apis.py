@@ -19,7 +19,7 @@ from core.pagination import PageNumberPagination
 
 def _cacheable(request: Request, data: Any, etag: str) -> Response:
     """The public answer with its ETag and Cache-Control; 304 when the client has it already."""
-    headers = {"ETag": etag, "Cache-Control": f"public, max-age={settings.CATALOG_MAX_AGE}"}
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={int(settings.CATALOG_MAX_AGE.total_seconds())}"}
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match and (if_none_match.strip() == "*" or etag in parse_etags(if_none_match)):
         return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)

@@ -1,5 +1,6 @@
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -149,6 +150,13 @@ def deliver_now(settings: pytest.FixtureRequest) -> Callable[..., int]:
         raise AssertionError(f"webhook work still due after {max_rounds} rounds")
 
     return _deliver
+
+
+@pytest.fixture
+def api_keys_kept(settings: pytest.FixtureRequest) -> None:
+    """The API key rows this process read stay in its cache for the whole test, however slow the
+    machine: an exact query count then does not depend on API_KEY_CACHE_TTL running out between requests."""
+    settings.API_KEY_CACHE_TTL = timedelta(hours=1)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(autouse=True)

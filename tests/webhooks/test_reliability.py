@@ -11,7 +11,7 @@ from celery import Celery
 from django.db import close_old_connections, connection, transaction
 
 from config.celery import app as celery_app
-from tests.support import free_port
+from tests.support import free_port, wait_until
 from tests.webhooks.conftest import EVENT
 from webhooks import http, services, tasks
 from webhooks.models import Delivery, DeliveryAttempt, Event
@@ -54,10 +54,7 @@ def test_a_claim_whose_worker_died_is_taken_over_when_its_lease_ends(
     assert services.delivery_claim(delivery_id=delivery_id) is None  # nobody else may take it
 
     assert deliver_now() == 0  # the lease still holds: nobody else may take it
-    deadline = time.monotonic() + 5
-    while deliver_now() == 0:
-        assert time.monotonic() < deadline, "the sweeper never took over the expired claim"
-        time.sleep(0.05)
+    wait_until(deliver_now, 5, "the sweeper never took over the expired claim")
     (request,) = webhook_receiver.wait_for(1)
     assert request.headers["webhook-id"] == event.public_id
 
@@ -121,11 +118,12 @@ def test_two_sweepers_and_two_workers_never_attempt_a_delivery_twice(
     for thread in threads:
         thread.start()
     try:
-        deadline = time.monotonic() + 30
-        while Delivery.objects.filter(status="succeeded").count() < expected:
+
+        def all_succeeded() -> bool:
             assert not errors, errors
-            assert time.monotonic() < deadline, "deliveries did not all succeed in time"
-            time.sleep(0.05)
+            return Delivery.objects.filter(status="succeeded").count() >= expected
+
+        wait_until(all_succeeded, 30, "deliveries did not all succeed in time")
     finally:
         stop.set()
         for thread in threads:
