@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
+from accounts.authentication import request_account
 from accounts.models import Account, AccountAPIKey
 from accounts.permissions import IsOps
 from accounts.serializers import (
@@ -23,7 +24,7 @@ from core.pagination import OldestFirstCursorPagination
 class MeApi(APIView):
     @extend_schema(responses=AccountOutputSerializer, tags=["accounts"])
     def get(self, request: Request) -> Response:
-        return Response(AccountOutputSerializer(request.user).data)
+        return Response(AccountOutputSerializer(request_account(request)).data)
 
 
 @extend_schema(tags=["ops"])
@@ -81,7 +82,7 @@ class OpsApiKeyListCreateApi(generics.ListAPIView):
             account=account,
             name=serializer.validated_data["name"],
             expires_at=serializer.validated_data["expires_at"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=request_account(request),
         )
         api_key.key = key  # type: ignore[attr-defined]
         response = Response(ApiKeyCreatedOutputSerializer(api_key).data, status=status.HTTP_201_CREATED)
@@ -97,6 +98,6 @@ class OpsApiKeyRevokeApi(APIView):
         account = selectors.account_get(ref=ref)
         api_key = services.api_key_revoke(
             api_key=selectors.api_key_get(account=account, prefix=prefix),
-            actor=request.user,  # type: ignore[arg-type]
+            actor=request_account(request),
         )
         return Response(ApiKeyOutputSerializer(api_key).data)

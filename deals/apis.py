@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Account
+from accounts.authentication import request_account
 from accounts.permissions import IsBuyer, IsSeller, IsSellerOrBuyer
 from core.pagination import CursorPagination
 from deals import selectors, services
@@ -122,8 +122,7 @@ class DealListCreateApi(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[Deal, Any]:
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return Deal.objects.none()
-        account = self.request.user
-        assert isinstance(account, Account)
+        account = request_account(self.request)
         return selectors.deal_rows_visible(account=account)
 
     @extend_schema(tags=["deals"])
@@ -146,8 +145,7 @@ class DealListCreateApi(generics.ListAPIView):
     )
     def post(self, request: Request) -> Response:
         data = _validated(DealInputSerializer, request.data)
-        account = request.user
-        assert isinstance(account, Account)
+        account = request_account(request)
         deal = services.deal_create(seller=account, seller_ref=data.pop("seller", None), **data)
         return _deal_response(deal, status.HTTP_201_CREATED, Location=f"/api/v1/deals/{deal.public_id}")
 
@@ -163,8 +161,7 @@ class DealDetailApi(APIView):
         description="A deal you own or whose seller authorised you; any other id is 404.",
     )
     def get(self, request: Request, deal_id: UUID) -> Response:
-        account = request.user
-        assert isinstance(account, Account)
+        account = request_account(request)
         row = selectors.deal_row_get_visible(account=account, deal_id=deal_id)
         etag = deal_row_etag(row)
         if _none_match(request.headers.get("If-None-Match"), etag):
@@ -191,8 +188,7 @@ class DealDetailApi(APIView):
     )
     def patch(self, request: Request, deal_id: UUID) -> Response:
         data = _validated(DealInputSerializer, request.data, partial=True)
-        account = request.user
-        assert isinstance(account, Account)
+        account = request_account(request)
         deal, _ = services.deal_update(
             seller=account,
             deal_id=deal_id,
@@ -211,8 +207,7 @@ class AuthorizedBuyerListCreateApi(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[BuyerAuthorization]:
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return BuyerAuthorization.objects.none()
-        account = self.request.user
-        assert isinstance(account, Account)
+        account = request_account(self.request)
         return selectors.authorization_list_for_seller(seller=account)
 
     @extend_schema(tags=["deals"])
@@ -231,8 +226,7 @@ class AuthorizedBuyerListCreateApi(generics.ListAPIView):
     )
     def post(self, request: Request) -> Response:
         data = _validated(AuthorizedBuyerInputSerializer, request.data)
-        account = request.user
-        assert isinstance(account, Account)
+        account = request_account(request)
         authorization, created = services.authorization_create_by_ref(
             seller=account, buyer_ref=data["buyer"], actor=account
         )
@@ -251,8 +245,7 @@ class AuthorizedBuyerDeleteApi(APIView):
         description="De-authorise a buyer: it stops seeing your deals and receiving their events at once.",
     )
     def delete(self, request: Request, ref: str) -> Response:
-        account = request.user
-        assert isinstance(account, Account)
+        account = request_account(request)
         services.authorization_delete(seller=account, buyer_ref=ref)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -267,6 +260,5 @@ class AuthorizedSellerListApi(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[BuyerAuthorization]:
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return BuyerAuthorization.objects.none()
-        account = self.request.user
-        assert isinstance(account, Account)
+        account = request_account(self.request)
         return selectors.authorization_list_for_buyer(buyer=account)

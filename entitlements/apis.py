@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import request_account
 from accounts.permissions import IsOps, IsQuant
 from accounts.selectors import account_get
 from catalog.selectors import dataset_get
@@ -60,7 +61,7 @@ class AccessRequestListCreateApi(generics.ListAPIView):
     pagination_class = CursorPagination
 
     def get_queryset(self) -> QuerySet[AccessRequest]:
-        return selectors.access_request_list(account=self.request.user)  # type: ignore[arg-type]
+        return selectors.access_request_list(account=request_account(self.request))
 
     @extend_schema(
         request=AccessRequestCreateInputSerializer,
@@ -73,7 +74,7 @@ class AccessRequestListCreateApi(generics.ListAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         access_request = services.access_request_create(
-            account=request.user,  # type: ignore[arg-type]
+            account=request_account(request),
             dataset=dataset_get(symbol=data["dataset"]),
             frequencies=data["frequencies"],
             reason=data["reason"],
@@ -87,7 +88,7 @@ class AccessRequestDetailApi(APIView):
 
     @extend_schema(responses={200: AccessRequestOutputSerializer, 404: _404}, tags=["entitlements"])
     def get(self, request: Request, request_id: int) -> Response:
-        access_request = selectors.access_request_get(request_id=request_id, account=request.user)  # type: ignore[arg-type]
+        access_request = selectors.access_request_get(request_id=request_id, account=request_account(request))
         return Response(AccessRequestOutputSerializer(access_request).data)
 
 
@@ -101,7 +102,7 @@ class AccessRequestCancelApi(APIView):
         description="Withdraw every item of your request that is still pending.",
     )
     def post(self, request: Request, request_id: int) -> Response:
-        access_request = selectors.access_request_get(request_id=request_id, account=request.user)  # type: ignore[arg-type]
+        access_request = selectors.access_request_get(request_id=request_id, account=request_account(request))
         services.access_request_cancel(request=access_request)
         access_request = selectors.access_request_get(request_id=request_id)
         return Response(AccessRequestOutputSerializer(access_request).data)
@@ -116,14 +117,14 @@ class EntitlementListApi(generics.ListAPIView):
     pagination_class = CursorPagination
 
     def get_queryset(self) -> QuerySet[Grant, Any]:
-        return selectors.account_entitlement_rows(account=self.request.user)  # type: ignore[arg-type]
+        return selectors.account_entitlement_rows(account=request_account(self.request))
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # Plain rows in, the serializer's dicts out, without a model instance per grant; a first
         # page on PostgreSQL from one fixed statement.
         rows: Any = self.get_queryset()
         if connection.vendor == "postgresql" and request.query_params.get("cursor") is None:
-            rows = selectors.AccountEntitlementRowsNewestFirst(account=request.user)  # type: ignore[arg-type]
+            rows = selectors.AccountEntitlementRowsNewestFirst(account=request_account(request))
         page = self.paginate_queryset(rows)
         assert page is not None
         return self.get_paginated_response(
@@ -183,7 +184,7 @@ class OpsAccessRequestApproveApi(APIView):
         services.access_request_approve(
             request=access_request,
             frequencies=data["frequencies"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=request_account(request),
             expires_at=services.grant_expiry_resolve(expires_at=data["expires_at"], trial_days=data["trial_days"]),
             note=data["note"],
         )
@@ -207,7 +208,7 @@ class OpsAccessRequestRefuseApi(APIView):
         services.access_request_refuse(
             request=access_request,
             frequencies=data["frequencies"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=request_account(request),
             reason=data["reason"],
         )
         return Response(OpsAccessRequestOutputSerializer(selectors.access_request_get(request_id=request_id)).data)
@@ -238,7 +239,7 @@ class OpsGrantListCreateApi(generics.ListAPIView):
             account=account_get(ref=data["account"]),
             dataset=dataset_get(symbol=data["dataset"]),
             frequency=data["frequency"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=request_account(request),
             expires_at=services.grant_expiry_resolve(expires_at=data["expires_at"], trial_days=data["trial_days"]),
             note=data["note"],
         )
@@ -267,7 +268,7 @@ class OpsGrantDetailApi(APIView):
         services.grant_update_expiry(
             grant=grant,
             expires_at=serializer.validated_data["expires_at"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=request_account(request),
             reason=serializer.validated_data["reason"],
         )
         return Response(GrantDetailOutputSerializer(selectors.grant_get(grant_id=grant_id)).data)
@@ -288,7 +289,7 @@ class OpsGrantRevokeApi(APIView):
         serializer.is_valid(raise_exception=True)
         services.grant_revoke(
             grant=grant,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=request_account(request),
             reason=serializer.validated_data["reason"],
         )
         return Response(GrantDetailOutputSerializer(selectors.grant_get(grant_id=grant_id)).data)

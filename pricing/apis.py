@@ -26,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Account
+from accounts.authentication import request_account
 from accounts.permissions import IsQuant
 from catalog.models import Frequency
 from catalog.selectors import dataset_get
@@ -40,7 +40,7 @@ from pricing.selectors import PricePage, iso_utc
 from pricing.serializers import MarketCapOutputSerializer, PricePageSerializer, ProblemSerializer
 
 # Defaults when ``start`` is absent: the window before ``end`` a request covers.
-DEFAULT_WINDOW = {
+DEFAULT_WINDOW: dict[str, timedelta] = {
     Frequency.HOUR: timedelta(days=30),
     Frequency.DAY: timedelta(days=365),
     Frequency.MONTH: timedelta(days=5 * 365 + 1),
@@ -170,9 +170,7 @@ class DatasetPricesApi(APIView):
         fmt = params.get("format") or request.accepted_renderer.format
         if fmt not in ("json", "csv"):
             raise FieldError("format", "Must be 'json' or 'csv'.")
-        account = request.user
-        assert isinstance(account, Account)
-        grant_require(account=account, dataset=dataset, frequency=frequency)
+        grant_require(account=request_account(request), dataset=dataset, frequency=frequency)
 
         now = timezone.now()
         end = instant_param(params["end"], "end") if params.get("end") else now
@@ -330,9 +328,7 @@ class DatasetMarketCapsApi(generics.ListAPIView):
 
     def get_queryset(self) -> Any:
         dataset = dataset_get(symbol=self.kwargs["symbol"])
-        account = self.request.user
-        assert isinstance(account, Account)
-        grant_require(account=account, dataset=dataset, frequency=None)
+        grant_require(account=request_account(self.request), dataset=dataset, frequency=None)
         params = self.request.query_params
         start = instant_param(params["start"], "start") if params.get("start") else None
         end = instant_param(params["end"], "end") if params.get("end") else None

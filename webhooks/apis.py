@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from accounts.models import Account
+from accounts.authentication import request_account
 from core.errors import FieldError
 from core.pagination import page_size_parse
 from webhooks import selectors, services
@@ -39,17 +39,12 @@ def _shown_once(response: Response) -> Response:
     return response
 
 
-def _account(request: Request) -> Account:
-    assert isinstance(request.user, Account)
-    return request.user
-
-
 class WebhookEndpointListCreateApi(generics.ListAPIView):
     serializer_class = EndpointOutputSerializer
     filter_backends: list = []
 
     def get_queryset(self) -> QuerySet[Endpoint]:
-        return selectors.endpoint_list(account=_account(self.request))
+        return selectors.endpoint_list(account=request_account(self.request))
 
     @extend_schema(tags=TAGS, summary="Your webhook endpoints")
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:
@@ -68,14 +63,14 @@ class WebhookEndpointListCreateApi(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         serializer = EndpointCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        endpoint = services.endpoint_create(account=_account(request), **serializer.validated_data)
+        endpoint = services.endpoint_create(account=request_account(request), **serializer.validated_data)
         return _shown_once(Response(EndpointWithSecretOutputSerializer(endpoint).data, status=status.HTTP_201_CREATED))
 
 
 class WebhookEndpointDetailApi(APIView):
     @extend_schema(tags=TAGS, summary="One of your webhook endpoints", responses=EndpointOutputSerializer)
     def get(self, request: Request, endpoint_id: int) -> Response:
-        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=endpoint_id)
+        endpoint = selectors.endpoint_get(account=request_account(request), endpoint_id=endpoint_id)
         return Response(EndpointOutputSerializer(endpoint).data)
 
     @extend_schema(
@@ -86,7 +81,7 @@ class WebhookEndpointDetailApi(APIView):
         description="`enabled: true` re-enables a disabled endpoint; failed deliveries stay failed until redelivered.",
     )
     def patch(self, request: Request, endpoint_id: int) -> Response:
-        account = _account(request)
+        account = request_account(request)
         endpoint = selectors.endpoint_get(account=account, endpoint_id=endpoint_id)
         serializer = EndpointUpdateInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
@@ -95,8 +90,8 @@ class WebhookEndpointDetailApi(APIView):
 
     @extend_schema(tags=TAGS, summary="Delete a webhook endpoint", responses={204: None})
     def delete(self, request: Request, endpoint_id: int) -> Response:
-        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=endpoint_id)
-        services.endpoint_delete(endpoint=endpoint, actor=_account(request))
+        endpoint = selectors.endpoint_get(account=request_account(request), endpoint_id=endpoint_id)
+        services.endpoint_delete(endpoint=endpoint, actor=request_account(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -112,8 +107,8 @@ class WebhookEndpointRotateSecretApi(APIView):
         ),
     )
     def post(self, request: Request, endpoint_id: int) -> Response:
-        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=endpoint_id)
-        endpoint = services.endpoint_rotate_secret(endpoint=endpoint, actor=_account(request))
+        endpoint = selectors.endpoint_get(account=request_account(request), endpoint_id=endpoint_id)
+        endpoint = services.endpoint_rotate_secret(endpoint=endpoint, actor=request_account(request))
         return _shown_once(Response(EndpointWithSecretOutputSerializer(endpoint).data))
 
 
@@ -126,9 +121,9 @@ class WebhookEndpointPingApi(APIView):
         description="The delivery is attempted right away; follow it in the endpoint's deliveries.",
     )
     def post(self, request: Request, endpoint_id: int) -> Response:
-        endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=endpoint_id)
+        endpoint = selectors.endpoint_get(account=request_account(request), endpoint_id=endpoint_id)
         delivery = services.endpoint_ping(endpoint=endpoint)
-        delivery = selectors.delivery_get(account=_account(request), delivery_id=delivery.pk)
+        delivery = selectors.delivery_get(account=request_account(request), delivery_id=delivery.pk)
         return Response(DeliveryOutputSerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -137,7 +132,7 @@ class WebhookEndpointDeliveryListApi(generics.ListAPIView):
     filter_backends: list = []
 
     def get_queryset(self) -> QuerySet[Delivery]:
-        account = _account(self.request)
+        account = request_account(self.request)
         endpoint = selectors.endpoint_get(account=account, endpoint_id=self.kwargs["endpoint_id"])
         return selectors.delivery_list(endpoint=endpoint, status=self.request.query_params.get("status"))
 
@@ -158,7 +153,7 @@ class WebhookEndpointRedeliverFailedApi(APIView):
         responses={202: RedeliverFailedOutputSerializer, 409: DISABLED},
     )
     def post(self, request: Request, endpoint_id: int) -> Response:
-        account = _account(request)
+        account = request_account(request)
         endpoint = selectors.endpoint_get(account=account, endpoint_id=endpoint_id)
         serializer = RedeliverFailedInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -177,7 +172,7 @@ class WebhookDeliveryRedeliverApi(APIView):
         description="Same `webhook-id`, a fresh retry schedule.",
     )
     def post(self, request: Request, delivery_id: int) -> Response:
-        account = _account(request)
+        account = request_account(request)
         delivery = selectors.delivery_get(account=account, delivery_id=delivery_id)
         services.delivery_redeliver(delivery=delivery, actor=account)
         delivery = selectors.delivery_get(account=account, delivery_id=delivery_id)
@@ -208,7 +203,7 @@ class EventListApi(APIView):
         if unknown:
             raise FieldError("type", f"Unknown event type(s): {', '.join(unknown)}.")
         limit = page_size_parse(request, default=settings.API_PAGE_SIZE, maximum=settings.API_MAX_PAGE_SIZE)
-        events, has_more = selectors.event_feed(account=_account(request), after=after, types=types, limit=limit)
+        events, has_more = selectors.event_feed(account=request_account(request), after=after, types=types, limit=limit)
         cursor = events[-1].public_id if events else after
         next_url = replace_query_param(request.build_absolute_uri(), "after", cursor) if has_more and cursor else None
         return Response({"results": EventOutputSerializer(events, many=True).data, "next": next_url, "cursor": cursor})
