@@ -1,6 +1,6 @@
 from django.db.models import QuerySet
 from django.utils.cache import add_never_cache_headers
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,13 +21,18 @@ from accounts.serializers import (
 from core.pagination import OldestFirstCursorPagination
 
 
+@extend_schema_view(
+    get=extend_schema(responses=AccountOutputSerializer, tags=["accounts"]),
+)
 class MeApi(APIView):
-    @extend_schema(responses=AccountOutputSerializer, tags=["accounts"])
     def get(self, request: Request) -> Response:
         return Response(AccountOutputSerializer(request_account(request)).data)
 
 
 @extend_schema(tags=["ops"])
+@extend_schema_view(
+    post=extend_schema(request=AccountCreateInputSerializer, responses={201: AccountOutputSerializer}, tags=["ops"]),
+)
 class OpsAccountListCreateApi(generics.ListAPIView):
     permission_classes = [IsOps]
     serializer_class = AccountOutputSerializer
@@ -37,7 +42,6 @@ class OpsAccountListCreateApi(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[Account]:
         return selectors.account_list()
 
-    @extend_schema(request=AccountCreateInputSerializer, responses={201: AccountOutputSerializer}, tags=["ops"])
     def post(self, request: Request) -> Response:
         serializer = AccountCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -45,14 +49,16 @@ class OpsAccountListCreateApi(generics.ListAPIView):
         return Response(AccountOutputSerializer(account).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(
+    get=extend_schema(responses=AccountOutputSerializer, tags=["ops"]),
+    patch=extend_schema(request=AccountUpdateInputSerializer, responses=AccountOutputSerializer, tags=["ops"]),
+)
 class OpsAccountDetailApi(APIView):
     permission_classes = [IsOps]
 
-    @extend_schema(responses=AccountOutputSerializer, tags=["ops"])
     def get(self, request: Request, ref: str) -> Response:
         return Response(AccountOutputSerializer(selectors.account_get(ref=ref)).data)
 
-    @extend_schema(request=AccountUpdateInputSerializer, responses=AccountOutputSerializer, tags=["ops"])
     def patch(self, request: Request, ref: str) -> Response:
         account = selectors.account_get(ref=ref)
         serializer = AccountUpdateInputSerializer(data=request.data, partial=True)
@@ -62,6 +68,11 @@ class OpsAccountDetailApi(APIView):
 
 
 @extend_schema(tags=["ops"])
+@extend_schema_view(
+    post=extend_schema(
+        request=ApiKeyCreateInputSerializer, responses={201: ApiKeyCreatedOutputSerializer}, tags=["ops"]
+    ),
+)
 class OpsApiKeyListCreateApi(generics.ListAPIView):
     permission_classes = [IsOps]
     serializer_class = ApiKeyOutputSerializer
@@ -73,7 +84,6 @@ class OpsApiKeyListCreateApi(generics.ListAPIView):
         account = selectors.account_get(ref=self.kwargs["ref"])
         return selectors.api_key_list(account=account).select_related("account")
 
-    @extend_schema(request=ApiKeyCreateInputSerializer, responses={201: ApiKeyCreatedOutputSerializer}, tags=["ops"])
     def post(self, request: Request, ref: str) -> Response:
         account = selectors.account_get(ref=ref)
         serializer = ApiKeyCreateInputSerializer(data=request.data)
@@ -90,10 +100,12 @@ class OpsApiKeyListCreateApi(generics.ListAPIView):
         return response
 
 
+@extend_schema_view(
+    post=extend_schema(request=None, responses=ApiKeyOutputSerializer, tags=["ops"]),
+)
 class OpsApiKeyRevokeApi(APIView):
     permission_classes = [IsOps]
 
-    @extend_schema(request=None, responses=ApiKeyOutputSerializer, tags=["ops"])
     def post(self, request: Request, ref: str, prefix: str) -> Response:
         account = selectors.account_get(ref=ref)
         api_key = services.api_key_revoke(

@@ -3,7 +3,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 from django.utils.http import parse_etags
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -47,11 +47,13 @@ class DatasetListApi(generics.ListAPIView):
         return _cacheable(request, data, etag)
 
 
+@extend_schema_view(
+    get=extend_schema(responses=DatasetOutputSerializer, tags=["catalog"]),
+)
 class DatasetDetailApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=DatasetOutputSerializer, tags=["catalog"])
     def get(self, request: Request, symbol: str) -> Response:
         data, etag = catalog_answer(
             f"detail:{symbol.upper()}",

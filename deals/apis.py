@@ -6,7 +6,7 @@ from uuid import UUID
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -109,6 +109,16 @@ _LOCATION = OpenApiParameter(
 )
 
 
+@extend_schema_view(
+    get=extend_schema(tags=["deals"]),
+    post=extend_schema(
+        request=DealInputSerializer,
+        parameters=[_ETAG_RESPONSE, _LOCATION],
+        responses={201: DealOutputSerializer},
+        tags=["deals"],
+        description="Post a deal. `seller` is your own ref or omitted. Answers with an `ETag`.",
+    ),
+)
 class DealListCreateApi(generics.ListAPIView):
     """Sellers list their own deals and post new ones; buyers list the deals of sellers who authorised them."""
 
@@ -125,7 +135,6 @@ class DealListCreateApi(generics.ListAPIView):
         account = request_account(self.request)
         return selectors.deal_rows_visible(account=account)
 
-    @extend_schema(tags=["deals"])
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # Plain rows in, wire dicts out: no model instance or serializer per deal.
         queryset = self.get_queryset()
@@ -136,13 +145,6 @@ class DealListCreateApi(generics.ListAPIView):
         items = selectors.deal_items_by_deal(deal_ids=[row["id"] for row in page])
         return self.get_paginated_response(deal_wire_rows(page, items))
 
-    @extend_schema(
-        request=DealInputSerializer,
-        parameters=[_ETAG_RESPONSE, _LOCATION],
-        responses={201: DealOutputSerializer},
-        tags=["deals"],
-        description="Post a deal. `seller` is your own ref or omitted. Answers with an `ETag`.",
-    )
     def post(self, request: Request) -> Response:
         data = _validated(DealInputSerializer, request.data)
         account = request_account(request)
@@ -150,26 +152,14 @@ class DealListCreateApi(generics.ListAPIView):
         return _deal_response(deal, status.HTTP_201_CREATED, Location=f"/api/v1/deals/{deal.public_id}")
 
 
-class DealDetailApi(APIView):
-    def get_permissions(self) -> list[BasePermission]:
-        return [IsSeller()] if self.request.method == "PATCH" else [IsSellerOrBuyer()]
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         parameters=[_IF_NONE_MATCH, _ETAG_RESPONSE],
         responses={200: DealOutputSerializer, 304: OpenApiResponse(description="Not modified (If-None-Match)")},
         tags=["deals"],
         description="A deal you own or whose seller authorised you; any other id is 404.",
-    )
-    def get(self, request: Request, deal_id: UUID) -> Response:
-        account = request_account(request)
-        row = selectors.deal_row_get_visible(account=account, deal_id=deal_id)
-        etag = deal_row_etag(row)
-        if _none_match(request.headers.get("If-None-Match"), etag):
-            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
-        items = selectors.deal_items_by_deal(deal_ids=[row["id"]])
-        return Response(deal_wire_rows([row], items)[0], headers={"ETag": etag})
-
-    @extend_schema(
+    ),
+    patch=extend_schema(
         request=DealInputSerializer,
         parameters=[_IF_MATCH, _ETAG_RESPONSE],
         responses={
@@ -185,7 +175,21 @@ class DealDetailApi(APIView):
             "Change your own deal: any subset of fields, `items` replaced whole. "
             "A change that changes nothing keeps the version and publishes nothing."
         ),
-    )
+    ),
+)
+class DealDetailApi(APIView):
+    def get_permissions(self) -> list[BasePermission]:
+        return [IsSeller()] if self.request.method == "PATCH" else [IsSellerOrBuyer()]
+
+    def get(self, request: Request, deal_id: UUID) -> Response:
+        account = request_account(request)
+        row = selectors.deal_row_get_visible(account=account, deal_id=deal_id)
+        etag = deal_row_etag(row)
+        if _none_match(request.headers.get("If-None-Match"), etag):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+        items = selectors.deal_items_by_deal(deal_ids=[row["id"]])
+        return Response(deal_wire_rows([row], items)[0], headers={"ETag": etag})
+
     def patch(self, request: Request, deal_id: UUID) -> Response:
         data = _validated(DealInputSerializer, request.data, partial=True)
         account = request_account(request)
@@ -198,6 +202,19 @@ class DealDetailApi(APIView):
         return _deal_response(deal)
 
 
+@extend_schema_view(
+    get=extend_schema(tags=["deals"]),
+    post=extend_schema(
+        request=AuthorizedBuyerInputSerializer,
+        responses={
+            201: AuthorizedBuyerOutputSerializer,
+            200: AuthorizedBuyerOutputSerializer,
+        },
+        tags=["deals"],
+        description="Authorise a buyer: 201 when new, 200 when it already was. Any ref that is not a buyer's "
+        "(unknown, or another role) gets the same 400 naming `buyer`, so the answer tells nothing about it.",
+    ),
+)
 class AuthorizedBuyerListCreateApi(generics.ListAPIView):
     """The buyers you (a seller) let see your deals and receive their events."""
 
@@ -210,20 +227,6 @@ class AuthorizedBuyerListCreateApi(generics.ListAPIView):
         account = request_account(self.request)
         return selectors.authorization_list_for_seller(seller=account)
 
-    @extend_schema(tags=["deals"])
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
-
-    @extend_schema(
-        request=AuthorizedBuyerInputSerializer,
-        responses={
-            201: AuthorizedBuyerOutputSerializer,
-            200: AuthorizedBuyerOutputSerializer,
-        },
-        tags=["deals"],
-        description="Authorise a buyer: 201 when new, 200 when it already was. Any ref that is not a buyer's "
-        "(unknown, or another role) gets the same 400 naming `buyer`, so the answer tells nothing about it.",
-    )
     def post(self, request: Request) -> Response:
         data = _validated(AuthorizedBuyerInputSerializer, request.data)
         account = request_account(request)
@@ -236,14 +239,16 @@ class AuthorizedBuyerListCreateApi(generics.ListAPIView):
         )
 
 
-class AuthorizedBuyerDeleteApi(APIView):
-    permission_classes = [IsSeller]
-
-    @extend_schema(
+@extend_schema_view(
+    delete=extend_schema(
         responses={204: None},
         tags=["deals"],
         description="De-authorise a buyer: it stops seeing your deals and receiving their events at once.",
-    )
+    ),
+)
+class AuthorizedBuyerDeleteApi(APIView):
+    permission_classes = [IsSeller]
+
     def delete(self, request: Request, ref: str) -> Response:
         account = request_account(request)
         services.authorization_delete(seller=account, buyer_ref=ref)

@@ -3,7 +3,7 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -53,6 +53,14 @@ _409_grant = OpenApiResponse(description="grant_not_active: the grant is expired
 
 
 @extend_schema(tags=["entitlements"])
+@extend_schema_view(
+    post=extend_schema(
+        request=AccessRequestCreateInputSerializer,
+        responses={201: AccessRequestOutputSerializer, 400: _400, 404: _404, 409: _409_create},
+        description="Ask for one dataset at one or more frequencies. The answer shows each item after the "
+        "auto-decision policy ran: approved or refused automatically (with the rule), or pending for Ops.",
+    ),
+)
 class AccessRequestListCreateApi(generics.ListAPIView):
     """The caller's own access requests, newest first."""
 
@@ -61,14 +69,10 @@ class AccessRequestListCreateApi(generics.ListAPIView):
     pagination_class = CursorPagination
 
     def get_queryset(self) -> QuerySet[AccessRequest]:
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return AccessRequest.objects.none()
         return selectors.access_request_list(account=request_account(self.request))
 
-    @extend_schema(
-        request=AccessRequestCreateInputSerializer,
-        responses={201: AccessRequestOutputSerializer, 400: _400, 404: _404, 409: _409_create},
-        description="Ask for one dataset at one or more frequencies. The answer shows each item after the "
-        "auto-decision policy ran: approved or refused automatically (with the rule), or pending for Ops.",
-    )
     def post(self, request: Request) -> Response:
         serializer = AccessRequestCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -83,24 +87,28 @@ class AccessRequestListCreateApi(generics.ListAPIView):
         return Response(AccessRequestOutputSerializer(access_request).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(
+    get=extend_schema(responses={200: AccessRequestOutputSerializer, 404: _404}, tags=["entitlements"]),
+)
 class AccessRequestDetailApi(APIView):
     permission_classes = [IsQuant]
 
-    @extend_schema(responses={200: AccessRequestOutputSerializer, 404: _404}, tags=["entitlements"])
     def get(self, request: Request, request_id: int) -> Response:
         access_request = selectors.access_request_get(request_id=request_id, account=request_account(request))
         return Response(AccessRequestOutputSerializer(access_request).data)
 
 
-class AccessRequestCancelApi(APIView):
-    permission_classes = [IsQuant]
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         request=None,
         responses={200: AccessRequestOutputSerializer, 404: _404, 409: OpenApiResponse(description="nothing_pending")},
         tags=["entitlements"],
         description="Withdraw every item of your request that is still pending.",
-    )
+    ),
+)
+class AccessRequestCancelApi(APIView):
+    permission_classes = [IsQuant]
+
     def post(self, request: Request, request_id: int) -> Response:
         access_request = selectors.access_request_get(request_id=request_id, account=request_account(request))
         services.access_request_cancel(request=access_request)
@@ -117,6 +125,8 @@ class EntitlementListApi(generics.ListAPIView):
     pagination_class = CursorPagination
 
     def get_queryset(self) -> QuerySet[Grant, Any]:
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return Grant.objects.none()
         return selectors.account_entitlement_rows(account=request_account(self.request))
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -158,24 +168,28 @@ class OpsAccessRequestListApi(generics.ListAPIView):
         return selectors.access_request_list()
 
 
+@extend_schema_view(
+    get=extend_schema(responses={200: OpsAccessRequestOutputSerializer, 404: _404}, tags=["ops"]),
+)
 class OpsAccessRequestDetailApi(APIView):
     permission_classes = [IsOps]
 
-    @extend_schema(responses={200: OpsAccessRequestOutputSerializer, 404: _404}, tags=["ops"])
     def get(self, request: Request, request_id: int) -> Response:
         return Response(OpsAccessRequestOutputSerializer(selectors.access_request_get(request_id=request_id)).data)
 
 
-class OpsAccessRequestApproveApi(APIView):
-    permission_classes = [IsOps]
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         request=AccessRequestApproveInputSerializer,
         responses={200: OpsAccessRequestOutputSerializer, 400: _400, 404: _404, 409: _409_decide},
         tags=["ops"],
         description="Approve the pending items at `frequencies` (all pending items when left out); "
         "`expires_at` or `trial_days` makes the grants a trial.",
-    )
+    ),
+)
+class OpsAccessRequestApproveApi(APIView):
+    permission_classes = [IsOps]
+
     def post(self, request: Request, request_id: int) -> Response:
         access_request = selectors.access_request_get(request_id=request_id)
         serializer = AccessRequestApproveInputSerializer(data=request.data)
@@ -191,15 +205,17 @@ class OpsAccessRequestApproveApi(APIView):
         return Response(OpsAccessRequestOutputSerializer(selectors.access_request_get(request_id=request_id)).data)
 
 
-class OpsAccessRequestRefuseApi(APIView):
-    permission_classes = [IsOps]
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         request=AccessRequestRefuseInputSerializer,
         responses={200: OpsAccessRequestOutputSerializer, 400: _400, 404: _404, 409: _409_decide},
         tags=["ops"],
         description="Refuse the pending items at `frequencies` (all pending items when left out), saying why.",
-    )
+    ),
+)
+class OpsAccessRequestRefuseApi(APIView):
+    permission_classes = [IsOps]
+
     def post(self, request: Request, request_id: int) -> Response:
         access_request = selectors.access_request_get(request_id=request_id)
         serializer = AccessRequestRefuseInputSerializer(data=request.data)
@@ -215,6 +231,13 @@ class OpsAccessRequestRefuseApi(APIView):
 
 
 @extend_schema(tags=["ops"])
+@extend_schema_view(
+    post=extend_schema(
+        request=GrantCreateInputSerializer,
+        responses={201: GrantDetailOutputSerializer, 400: _400, 404: _404, 409: _409_create},
+        description="Give a quant access directly; `expires_at` or `trial_days` makes it a trial.",
+    ),
+)
 class OpsGrantListCreateApi(generics.ListAPIView):
     """Grants, newest first, filterable by account ref, dataset, frequency and effective status."""
 
@@ -226,11 +249,6 @@ class OpsGrantListCreateApi(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[Grant]:
         return selectors.grant_list()
 
-    @extend_schema(
-        request=GrantCreateInputSerializer,
-        responses={201: GrantDetailOutputSerializer, 400: _400, 404: _404, 409: _409_create},
-        description="Give a quant access directly; `expires_at` or `trial_days` makes it a trial.",
-    )
     def post(self, request: Request) -> Response:
         serializer = GrantCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -248,19 +266,21 @@ class OpsGrantListCreateApi(generics.ListAPIView):
         )
 
 
-class OpsGrantDetailApi(APIView):
-    permission_classes = [IsOps]
-
-    @extend_schema(responses={200: GrantDetailOutputSerializer, 404: _404}, tags=["ops"])
-    def get(self, request: Request, grant_id: int) -> Response:
-        return Response(GrantDetailOutputSerializer(selectors.grant_get(grant_id=grant_id)).data)
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(responses={200: GrantDetailOutputSerializer, 404: _404}, tags=["ops"]),
+    patch=extend_schema(
         request=GrantUpdateInputSerializer,
         responses={200: GrantDetailOutputSerializer, 400: _400, 404: _404, 409: _409_grant},
         tags=["ops"],
         description="Extend or shorten a grant in force: a new future `expires_at`, or null for permanent.",
-    )
+    ),
+)
+class OpsGrantDetailApi(APIView):
+    permission_classes = [IsOps]
+
+    def get(self, request: Request, grant_id: int) -> Response:
+        return Response(GrantDetailOutputSerializer(selectors.grant_get(grant_id=grant_id)).data)
+
     def patch(self, request: Request, grant_id: int) -> Response:
         grant = selectors.grant_get(grant_id=grant_id)
         serializer = GrantUpdateInputSerializer(data=request.data)
@@ -274,15 +294,17 @@ class OpsGrantDetailApi(APIView):
         return Response(GrantDetailOutputSerializer(selectors.grant_get(grant_id=grant_id)).data)
 
 
-class OpsGrantRevokeApi(APIView):
-    permission_classes = [IsOps]
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         request=GrantRevokeInputSerializer,
         responses={200: GrantDetailOutputSerializer, 400: _400, 404: _404, 409: _409_grant},
         tags=["ops"],
         description="End a grant in force now; the quant loses access at once and is told why.",
-    )
+    ),
+)
+class OpsGrantRevokeApi(APIView):
+    permission_classes = [IsOps]
+
     def post(self, request: Request, grant_id: int) -> Response:
         grant = selectors.grant_get(grant_id=grant_id)
         serializer = GrantRevokeInputSerializer(data=request.data)

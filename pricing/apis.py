@@ -18,7 +18,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import BaseRenderer
@@ -89,13 +89,8 @@ _PROBLEMS = {
 }
 
 
-class DatasetPricesApi(APIView):
-    """USD price history of a dataset at one frequency, for quants entitled to it."""
-
-    permission_classes = [IsAuthenticated, IsQuant]
-    renderer_classes = [JSONRenderer, CSVRenderer]
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         operation_id="dataset_prices",
         tags=["pricing"],
         summary="Price history (JSON or CSV)",
@@ -155,7 +150,14 @@ class DatasetPricesApi(APIView):
                 ProblemSerializer, description="price_source_unavailable: the source failed and nothing is stored"
             ),
         },
-    )
+    ),
+)
+class DatasetPricesApi(APIView):
+    """USD price history of a dataset at one frequency, for quants entitled to it."""
+
+    permission_classes = [IsAuthenticated, IsQuant]
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
     def get(self, request: Request, symbol: str) -> HttpResponse:
         params = request.query_params
         dataset = dataset_get(symbol=symbol)
@@ -302,15 +304,8 @@ class MarketCapPagination(CursorPagination):
     ordering = "date"
 
 
-class DatasetMarketCapsApi(generics.ListAPIView):
-    """Daily market-cap snapshots of a dataset, oldest first, for quants with any grant in force on it."""
-
-    permission_classes = [IsAuthenticated, IsQuant]
-    serializer_class = MarketCapOutputSerializer
-    pagination_class = MarketCapPagination
-    filter_backends: list = []
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         operation_id="dataset_market_caps",
         tags=["pricing"],
         parameters=[
@@ -322,9 +317,15 @@ class DatasetMarketCapsApi(generics.ListAPIView):
             OpenApiParameter("end", OpenApiTypes.DATETIME, description="Exclusive; ISO 8601, no offset means UTC."),
         ],
         responses={200: MarketCapOutputSerializer(many=True), **_PROBLEMS},
-    )
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
+    ),
+)
+class DatasetMarketCapsApi(generics.ListAPIView):
+    """Daily market-cap snapshots of a dataset, oldest first, for quants with any grant in force on it."""
+
+    permission_classes = [IsAuthenticated, IsQuant]
+    serializer_class = MarketCapOutputSerializer
+    pagination_class = MarketCapPagination
+    filter_backends: list = []
 
     def get_queryset(self) -> Any:
         dataset = dataset_get(symbol=self.kwargs["symbol"])
