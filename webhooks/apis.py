@@ -12,18 +12,18 @@ from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from accounts.authentication import request_account
-from core.errors import FieldError
-from core.pagination import page_size_parse
 from webhooks import selectors, services
 from webhooks.catalog import EVENT_TYPES
 from webhooks.models import Delivery, DeliveryStatus, Endpoint
 from webhooks.serializers import (
+    DeliveryListQuerySerializer,
     DeliveryOutputSerializer,
     EndpointCreateInputSerializer,
     EndpointOutputSerializer,
     EndpointUpdateInputSerializer,
     EndpointWithSecretOutputSerializer,
     EventFeedOutputSerializer,
+    EventFeedQuerySerializer,
     EventOutputSerializer,
     RedeliverFailedInputSerializer,
     RedeliverFailedOutputSerializer,
@@ -146,7 +146,8 @@ class WebhookEndpointDeliveryListApi(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[Delivery]:
         account = request_account(self.request)
         endpoint = selectors.endpoint_get(account=account, endpoint_id=self.kwargs["endpoint_id"])
-        return selectors.delivery_list(endpoint=endpoint, status=self.request.query_params.get("status"))
+        query = DeliveryListQuerySerializer.parse(self.request)
+        return selectors.delivery_list(endpoint=endpoint, status=query["status"])
 
 
 @extend_schema_view(
@@ -207,13 +208,11 @@ class WebhookDeliveryRedeliverApi(APIView):
 )
 class EventListApi(APIView):
     def get(self, request: Request) -> Response:
-        after = request.query_params.get("after") or None
-        types = [t for value in request.query_params.getlist("type") for t in value.split(",") if t]
-        unknown = [t for t in types if t not in EVENT_TYPES]
-        if unknown:
-            raise FieldError("type", f"Unknown event type(s): {', '.join(unknown)}.")
-        limit = page_size_parse(request, default=settings.API_PAGE_SIZE, maximum=settings.API_MAX_PAGE_SIZE)
-        events, has_more = selectors.event_feed(account=request_account(request), after=after, types=types, limit=limit)
+        query = EventFeedQuerySerializer.parse(request)
+        after = query["after"]
+        events, has_more = selectors.event_feed(
+            account=request_account(request), after=after, types=query["type"], limit=query["page_size"]
+        )
         cursor = events[-1].public_id if events else after
         next_url = replace_query_param(request.build_absolute_uri(), "after", cursor) if has_more and cursor else None
         return Response({"results": EventOutputSerializer(events, many=True).data, "next": next_url, "cursor": cursor})
