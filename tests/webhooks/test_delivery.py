@@ -10,8 +10,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.support import wait_until
 from tests.webhooks.conftest import EVENT, OTHER_EVENT
-from webhooks import services
-from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
+from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event, new_secret
 
 
 def _deliveries(client, endpoint_id, **params):
@@ -42,7 +41,7 @@ def test_delivery_is_signed_per_standard_webhooks_and_verifies(
     }
     # Another secret, or a tampered body, does not verify.
     with pytest.raises(WebhookVerificationError):
-        Webhook(services.new_secret()).verify(request.body, request.headers)
+        Webhook(new_secret()).verify(request.body, request.headers)
     with pytest.raises(WebhookVerificationError):
         Webhook(endpoint["secret"]).verify(request.body.replace(b"42", b"43"), request.headers)
 
