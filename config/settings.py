@@ -312,19 +312,22 @@ SPECTACULAR_SETTINGS = {
 # The embedded demo runs on one machine for one person: its webhooks go to URLs on that machine.
 WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=EMBEDDED)
 # Outbound timeouts (connect, and connect to last byte) and response bytes kept per attempt.
-WEBHOOKS_CONNECT_TIMEOUT = env.float("WEBHOOKS_CONNECT_TIMEOUT", default=3.0)
-WEBHOOKS_TIMEOUT = env.float("WEBHOOKS_TIMEOUT", default=15.0)
+WEBHOOKS_CONNECT_TIMEOUT = env_seconds("WEBHOOKS_CONNECT_TIMEOUT", default=3.0)
+WEBHOOKS_TIMEOUT = env_seconds("WEBHOOKS_TIMEOUT", default=15.0)
 WEBHOOKS_MAX_RESPONSE_BYTES = env.int("WEBHOOKS_MAX_RESPONSE_BYTES", default=1024)
 # The retry schedule (the wait before each retry, +/- jitter), the cap on a receiver's
 # Retry-After, how long an endpoint may fail continuously before it is disabled, and the
 # worker lease on a claimed delivery.
-WEBHOOKS_RETRY_SCHEDULE = env.list(
-    "WEBHOOKS_RETRY_SCHEDULE", cast=float, default=[5, 30, 120, 300, 900, 1800, 3600, 7200, 14400, 21600, 28800]
-)
+WEBHOOKS_RETRY_SCHEDULE = [
+    timedelta(seconds=seconds)
+    for seconds in env.list(
+        "WEBHOOKS_RETRY_SCHEDULE", cast=float, default=[5, 30, 120, 300, 900, 1800, 3600, 7200, 14400, 21600, 28800]
+    )
+]
 WEBHOOKS_RETRY_JITTER = env.float("WEBHOOKS_RETRY_JITTER", default=0.2)
-WEBHOOKS_RETRY_AFTER_MAX = env.float("WEBHOOKS_RETRY_AFTER_MAX", default=3600.0)
-WEBHOOKS_DISABLE_AFTER = env.float("WEBHOOKS_DISABLE_AFTER", default=5 * 24 * 3600.0)
-WEBHOOKS_LEASE_SECONDS = env.float("WEBHOOKS_LEASE_SECONDS", default=60.0)
+WEBHOOKS_RETRY_AFTER_MAX = env_seconds("WEBHOOKS_RETRY_AFTER_MAX", default=3600.0)
+WEBHOOKS_DISABLE_AFTER = env_seconds("WEBHOOKS_DISABLE_AFTER", default=5 * 24 * 3600.0)
+WEBHOOKS_LEASE = env_seconds("WEBHOOKS_LEASE_SECONDS", default=60.0)
 # Sending in each worker process: requests in flight at once, at most so many per endpoint
 # (a slow receiver holds only its share), how many more may wait in memory for a slot, how
 # long a delivery beyond those waits before it is due again, and how old an undispatched
@@ -332,8 +335,8 @@ WEBHOOKS_LEASE_SECONDS = env.float("WEBHOOKS_LEASE_SECONDS", default=60.0)
 WEBHOOKS_SEND_CONCURRENCY = env.int("WEBHOOKS_SEND_CONCURRENCY", default=64)
 WEBHOOKS_ENDPOINT_CONCURRENCY = env.int("WEBHOOKS_ENDPOINT_CONCURRENCY", default=8)
 WEBHOOKS_ENDPOINT_BACKLOG = env.int("WEBHOOKS_ENDPOINT_BACKLOG", default=1000)
-WEBHOOKS_DEFER_SECONDS = env.float("WEBHOOKS_DEFER_SECONDS", default=2.0)
-WEBHOOKS_SWEEP_GRACE = env.float("WEBHOOKS_SWEEP_GRACE", default=10.0)
+WEBHOOKS_DEFER = env_seconds("WEBHOOKS_DEFER_SECONDS", default=2.0)
+WEBHOOKS_SWEEP_GRACE = env_seconds("WEBHOOKS_SWEEP_GRACE", default=10.0)
 WEBHOOKS_MAX_ENDPOINTS_PER_ACCOUNT = env.int("WEBHOOKS_MAX_ENDPOINTS_PER_ACCOUNT", default=20)
 
 # --- Pricing --------------------------------------------------------------------------
@@ -361,7 +364,7 @@ PRICE_MAX_PAGE_SIZE = env.int("PRICE_MAX_PAGE_SIZE", default=10000)
 # automatically (0 disables), and how long before a trial ends the quant gets one
 # access_grant.expiring notice. Both are given in hours.
 ENTITLEMENTS_REFUSAL_COOLDOWN = env_hours("ENTITLEMENTS_REFUSAL_COOLDOWN", default=24.0)
-GRANT_EXPIRING_NOTICE = env.float("GRANT_EXPIRING_NOTICE", default=24.0)
+GRANT_EXPIRING_NOTICE = env_hours("GRANT_EXPIRING_NOTICE", default=24.0)
 
 # --- Security -------------------------------------------------------------------------
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not (DEBUG or EMBEDDED))

@@ -1,6 +1,8 @@
 """deal.created / deal.updated go to the outbox in the write's transaction, to the buyers authorised then,
 and reach a real local receiver signed per Standard Webhooks; a de-authorised buyer stops receiving at once."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import transaction
 from django.utils import timezone
@@ -152,7 +154,7 @@ def test_buyer_receives_signed_deal_events_on_its_webhook(
 def test_deauthorised_buyer_gets_no_queued_retry(
     seller_client, buyer_client, authorize, webhook_receiver, deliver_now, settings
 ):
-    settings.WEBHOOKS_RETRY_SCHEDULE = [3600]
+    settings.WEBHOOKS_RETRY_SCHEDULE = [timedelta(seconds=3600)]
     webhook_services.endpoint_create(account=buyer_client.account, url=webhook_receiver.url)
     authorize(seller_client, buyer_client)
     webhook_receiver.respond(503)

@@ -138,7 +138,7 @@ def test_list_endpoints_query_count_is_flat(buyer_client, django_assert_num_quer
 def test_delivery_list_with_attempts_query_count_is_flat(
     buyer_client, webhook_receiver, deliver_now, register_endpoint, publish, django_assert_num_queries, settings
 ):
-    settings.WEBHOOKS_RETRY_SCHEDULE = [0]
+    settings.WEBHOOKS_RETRY_SCHEDULE = [timedelta(seconds=0)]
     endpoint = register_endpoint(buyer_client, webhook_receiver.url)
     webhook_receiver.script([(500, None, 0)] * 10)
     for _ in range(5):

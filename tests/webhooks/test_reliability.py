@@ -5,6 +5,7 @@ import queue
 import threading
 import time
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from celery import Celery
@@ -45,8 +46,8 @@ def test_event_committed_while_the_broker_is_unreachable_is_delivered_by_the_swe
 def test_a_claim_whose_worker_died_is_taken_over_when_its_lease_ends(
     buyer_client, webhook_receiver, deliver_now, register_endpoint, publish, settings
 ):
-    settings.WEBHOOKS_LEASE_SECONDS = 0.5
-    settings.WEBHOOKS_TIMEOUT = 0.25  # a lease never ends before an attempt could have
+    settings.WEBHOOKS_LEASE = timedelta(seconds=0.5)
+    settings.WEBHOOKS_TIMEOUT = timedelta(seconds=0.25)  # a lease never ends before an attempt could have
     register_endpoint(buyer_client, webhook_receiver.url)
     event = publish(buyer_client.account)
     # A worker fans out (the deliveries are born claimed by it), then dies before sending.
