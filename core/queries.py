@@ -7,6 +7,7 @@ every hand-checked parameter gets: ``FieldError(name, message)``, ``errors`` nam
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -54,6 +55,11 @@ class QuerySerializer(serializers.Serializer):
     view can act on some parameters before it answers about the others."""
 
     values: dict[str, Any]
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # Query fields hold no per-request state until bound: a shallow copy each is enough, and
+        # much cheaper than the deep copy DRF makes for body serializers (this runs per request).
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         values: dict[str, Any] = {}
