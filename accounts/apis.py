@@ -45,7 +45,7 @@ class OpsAccountListCreateApi(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         serializer = AccountCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        account = services.account_create(**serializer.validated_data)
+        account = services.account_create(**serializer.validated_data, actor=request_account(request))
         return Response(AccountOutputSerializer(account).data, status=status.HTTP_201_CREATED)
 
 
@@ -63,7 +63,7 @@ class OpsAccountDetailApi(APIView):
         account = selectors.account_get(ref=ref)
         serializer = AccountUpdateInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        account = services.account_update(account=account, **serializer.validated_data)
+        account = services.account_update(account=account, actor=request_account(request), **serializer.validated_data)
         return Response(AccountOutputSerializer(account).data)
 
 

@@ -126,9 +126,10 @@ class WebhookEndpointRotateSecretApi(APIView):
 )
 class WebhookEndpointPingApi(APIView):
     def post(self, request: Request, endpoint_id: int) -> Response:
-        endpoint = selectors.endpoint_get(account=request_account(request), endpoint_id=endpoint_id)
-        delivery = services.endpoint_ping(endpoint=endpoint)
-        delivery = selectors.delivery_get(account=request_account(request), delivery_id=delivery.pk)
+        account = request_account(request)
+        endpoint = selectors.endpoint_get(account=account, endpoint_id=endpoint_id)
+        delivery = services.endpoint_ping(endpoint=endpoint, actor=account)
+        delivery = selectors.delivery_get(account=account, delivery_id=delivery.pk)
         return Response(DeliveryOutputSerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 
