@@ -3,7 +3,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 from django.utils.http import parse_etags
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -19,7 +19,7 @@ from core.pagination import PageNumberPagination
 
 def _cacheable(request: Request, data: Any, etag: str) -> Response:
     """The public answer with its ETag and Cache-Control; 304 when the client has it already."""
-    headers = {"ETag": etag, "Cache-Control": f"public, max-age={settings.CATALOG_MAX_AGE}"}
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={int(settings.CATALOG_MAX_AGE.total_seconds())}"}
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match and (if_none_match.strip() == "*" or etag in parse_etags(if_none_match)):
         return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
@@ -47,11 +47,13 @@ class DatasetListApi(generics.ListAPIView):
         return _cacheable(request, data, etag)
 
 
+@extend_schema_view(
+    get=extend_schema(responses=DatasetOutputSerializer, tags=["catalog"]),
+)
 class DatasetDetailApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=DatasetOutputSerializer, tags=["catalog"])
     def get(self, request: Request, symbol: str) -> Response:
         data, etag = catalog_answer(
             f"detail:{symbol.upper()}",

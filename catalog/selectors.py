@@ -23,7 +23,3 @@ def dataset_list() -> QuerySet[Dataset]:
 def dataset_detail_get(*, symbol: str) -> Dataset:
     """One dataset as the public listing shows it, or 404."""
     return get_object_or_404(dataset_list(), symbol=symbol.upper())
-
-
-def dataset_frequency_get(*, dataset: Dataset, frequency: str) -> DatasetFrequency | None:
-    return next((f for f in dataset.frequencies.all() if f.frequency == frequency), None)
