@@ -13,17 +13,5 @@ def dataset_get(*, symbol: str) -> Dataset:
     return get_object_or_404(datasets_with_frequencies(), symbol=symbol.upper())
 
 
-def dataset_list() -> QuerySet[Dataset]:
-    """The public listing: datasets with their frequencies and, in the same query, their latest market cap."""
-    from pricing.selectors import market_cap_latest_annotations
-
-    return datasets_with_frequencies().annotate(**market_cap_latest_annotations())
-
-
-def dataset_detail_get(*, symbol: str) -> Dataset:
-    """One dataset as the public listing shows it, or 404."""
-    return get_object_or_404(dataset_list(), symbol=symbol.upper())
-
-
 def dataset_frequency_get(*, dataset: Dataset, frequency: str) -> DatasetFrequency | None:
     return next((f for f in dataset.frequencies.all() if f.frequency == frequency), None)

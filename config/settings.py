@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "pricing",
     "deals",
     "webhooks",
+    "demo",
 ]
 
 MIDDLEWARE = [
