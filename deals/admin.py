@@ -5,23 +5,19 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from core.actors import Actor
+from core.admin import ReadOnlyAdmin, ReadOnlyInline
 from deals import services
 from deals.models import BuyerAuthorization, Deal, DealItem
 
 
-class DealItemInline(admin.TabularInline):
+class DealItemInline(ReadOnlyInline):
     model = DealItem
-    extra = 0
-    can_delete = False
     fields = ("position", "ref", "name", "price")
     readonly_fields = fields
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Deal)
-class DealAdmin(admin.ModelAdmin):
+class DealAdmin(ReadOnlyAdmin):
     """Read-only: deals are the sellers' to change, through the API, so every rule and event applies."""
 
     list_display = ["name", "seller", "status", "currency", "total_price", "final_price", "version", "updated_at"]
@@ -30,15 +26,6 @@ class DealAdmin(admin.ModelAdmin):
     list_select_related = ["seller"]
     date_hierarchy = "updated_at"
     inlines = [DealItemInline]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(BuyerAuthorization)

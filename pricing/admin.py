@@ -8,19 +8,9 @@ from django.http import HttpRequest, HttpResponse
 
 from catalog.admin import DatasetAdmin
 from catalog.models import Dataset
+from core.admin import ReadOnlyAdmin
 from pricing.admin_panels import dataset_pricing_context
 from pricing.models import MarketCapSnapshot, PriceCoverage, PricePoint, PriceSyncState
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(PricePoint)

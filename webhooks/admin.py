@@ -9,26 +9,14 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from core.admin import AuditHistoryMixin
+from core.admin import AuditHistoryMixin, ReadOnlyAdmin, ReadOnlyInline, confirm_action
 from core.errors import ProblemError
 from webhooks import services
 from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event, EventRecipient
-
-
-class _ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class DisableForm(forms.Form):
@@ -45,37 +33,6 @@ class RedeliverSinceForm(forms.Form):
 def _actor(request: HttpRequest) -> AbstractBaseUser:
     assert isinstance(request.user, AbstractBaseUser)  # the admin only serves logged-in staff
     return request.user
-
-
-def _action_form(
-    modeladmin: admin.ModelAdmin,
-    request: HttpRequest,
-    queryset: QuerySet,
-    form_class: type[forms.Form],
-    *,
-    action: str,
-    title: str,
-    intro: str,
-    submit_label: str,
-) -> tuple[forms.Form | None, HttpResponse | None]:
-    """Django's delete_selected pattern: show a form first, act on the second POST."""
-    if "apply" in request.POST:
-        form = form_class(request.POST)
-        if form.is_valid():
-            return form, None
-    else:
-        form = form_class()
-    context = {
-        **modeladmin.admin_site.each_context(request),
-        "opts": modeladmin.model._meta,
-        "title": title,
-        "intro": intro,
-        "queryset": queryset,
-        "form": form,
-        "action": action,
-        "submit_label": submit_label,
-    }
-    return None, TemplateResponse(request, "admin/webhooks/action_form.html", context)
 
 
 _ENDPOINT_FIELDS: tuple[str, ...] = (
@@ -126,49 +83,47 @@ class EndpointAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     @admin.action(description="Disable selected endpoints…", permissions=["change"])
     def disable_selected(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> HttpResponse | None:
-        form, response = _action_form(
+        def apply(form: DisableForm) -> None:
+            count = sum(
+                services.endpoint_disable(endpoint=endpoint, reason=form.cleaned_data["reason"], actor=_actor(request))
+                for endpoint in queryset
+            )
+            messages.success(request, f"Disabled {count} endpoint(s).")
+
+        return confirm_action(
             self,
             request,
             queryset,
-            DisableForm,
-            action="disable_selected",
+            form_class=DisableForm,
             title="Disable webhook endpoints",
             intro="These endpoints will stop receiving deliveries; their owners get a webhook_endpoint.disabled event.",
-            submit_label="Disable",
+            submit="Disable",
+            apply=apply,
         )
-        if form is None:
-            return response
-        count = sum(
-            services.endpoint_disable(endpoint=endpoint, reason=form.cleaned_data["reason"], actor=_actor(request))
-            for endpoint in queryset
-        )
-        messages.success(request, f"Disabled {count} endpoint(s).")
-        return None
 
     @admin.action(description="Redeliver failed deliveries since…", permissions=["change"])
     def redeliver_failed_since(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> HttpResponse | None:
-        form, response = _action_form(
+        def apply(form: RedeliverSinceForm) -> None:
+            total = 0
+            for endpoint in queryset:
+                try:
+                    total += services.deliveries_redeliver_failed(
+                        endpoint=endpoint, since=form.cleaned_data["since"], actor=_actor(request)
+                    )
+                except ProblemError as exc:
+                    messages.error(request, f"{endpoint}: {exc.detail}")
+            messages.success(request, f"Queued {total} failed deliveries again.")
+
+        return confirm_action(
             self,
             request,
             queryset,
-            RedeliverSinceForm,
-            action="redeliver_failed_since",
+            form_class=RedeliverSinceForm,
             title="Redeliver failed deliveries",
             intro="Every failed delivery of these endpoints since the time below is sent again, same webhook-id.",
-            submit_label="Redeliver",
+            submit="Redeliver",
+            apply=apply,
         )
-        if form is None:
-            return response
-        total = 0
-        for endpoint in queryset:
-            try:
-                total += services.deliveries_redeliver_failed(
-                    endpoint=endpoint, since=form.cleaned_data["since"], actor=_actor(request)
-                )
-            except ProblemError as exc:
-                messages.error(request, f"{endpoint}: {exc.detail}")
-        messages.success(request, f"Queued {total} failed deliveries again.")
-        return None
 
 
 _DELIVERY_FIELDS: tuple[str, ...] = (
@@ -187,7 +142,7 @@ _DELIVERY_FIELDS: tuple[str, ...] = (
 )
 
 
-class DeliveryAttemptInline(_ReadOnlyInline):
+class DeliveryAttemptInline(ReadOnlyInline):
     model = DeliveryAttempt
     fields = readonly_fields = (
         "number",
@@ -246,12 +201,12 @@ class DeliveryAdmin(admin.ModelAdmin):
         messages.success(request, f"Redelivering {done} deliveries.")
 
 
-class EventRecipientInline(_ReadOnlyInline):
+class EventRecipientInline(ReadOnlyInline):
     model = EventRecipient
     fields = readonly_fields = ("account",)
 
 
-class EventDeliveryInline(_ReadOnlyInline):
+class EventDeliveryInline(ReadOnlyInline):
     model = Delivery
     fields = readonly_fields = (
         "endpoint",
@@ -265,7 +220,7 @@ class EventDeliveryInline(_ReadOnlyInline):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReadOnlyAdmin):
     list_display = ["id", "public_id", "type", "created_at", "dispatched_at"]
     list_filter = ["type"]
     search_fields = ["public_id", "type"]
@@ -278,12 +233,3 @@ class EventAdmin(admin.ModelAdmin):
         "dispatched_at",
     )
     inlines = [EventRecipientInline, EventDeliveryInline]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -143,3 +143,19 @@ def test_events_are_read_only_with_their_recipients(admin_client, make_client, p
     assert admin_client.get("/admin/webhooks/event/add/").status_code == 403
     assert admin_client.post(f"/admin/webhooks/event/{event.pk}/delete/", {"post": "yes"}).status_code == 403
     assert Event.objects.filter(pk=event.pk).exists()
+
+
+def test_disable_without_a_reason_asks_again_and_changes_nothing(
+    admin_client, buyer_client, webhook_receiver, register_endpoint
+):
+    endpoint = register_endpoint(buyer_client, webhook_receiver.url)
+    page = admin_client.post(
+        "/admin/webhooks/endpoint/",
+        {"action": "disable_selected", "_selected_action": [endpoint["id"]], "apply": "1", "reason": ""},
+    )
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "This field is required." in html
+    assert "their owners get a webhook_endpoint.disabled event" in html
+    assert f'name="_selected_action" value="{endpoint["id"]}"' in html
+    assert Endpoint.objects.get(pk=endpoint["id"]).enabled is True
