@@ -9,8 +9,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.webhooks.conftest import EVENT, OTHER_EVENT
-from webhooks import services
-from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
+from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event, new_secret
 
 
 def _deliveries(client, endpoint_id, **params):
@@ -41,7 +40,7 @@ def test_delivery_is_signed_per_standard_webhooks_and_verifies(
     }
     # Another secret, or a tampered body, does not verify.
     with pytest.raises(WebhookVerificationError):
-        Webhook(services.new_secret()).verify(request.body, request.headers)
+        Webhook(new_secret()).verify(request.body, request.headers)
     with pytest.raises(WebhookVerificationError):
         Webhook(endpoint["secret"]).verify(request.body.replace(b"42", b"43"), request.headers)
 

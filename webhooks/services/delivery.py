@@ -1,4 +1,4 @@
-"""Writes of the webhooks app: the outbox, endpoints, and the delivery state machine.
+"""Webhook delivery: fan-out, claims and leases, and the state machine of attempts.
 
 A delivery is ``pending`` until it ``succeeded``, ``failed`` (last attempt of its
 schedule, endpoint gone or disabled) or was ``cancelled`` (its recipient may no
@@ -10,358 +10,46 @@ and a claim whose worker died lapses with its lease.
 
 from __future__ import annotations
 
-import email.utils
-import json
-import logging
-import random
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from accounts.models import Account
-from core.actors import Actor
-from core.audit import audit_log
-from core.enqueue import enqueue_on_commit
-from core.errors import Conflict, FieldError
 from webhooks import http
-from webhooks.catalog import ALL, ENDPOINT_DISABLED, EVENT_TYPES, PING, subscribed
-from webhooks.models import (
-    Delivery,
-    DeliveryAttempt,
-    DeliveryStatus,
-    Endpoint,
-    Event,
-    EventRecipient,
-    new_lease_token,
-    new_secret,
-)
+from webhooks.catalog import ENDPOINT_DISABLED, subscribed
+from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Endpoint, Event, new_lease_token
 from webhooks.registry import audience_filter
-
-logger = logging.getLogger(__name__)
-
-SECRET_OVERLAP = timedelta(hours=24)
-"""How long the previous secret keeps signing beside the new one after a rotation."""
+from webhooks.services.endpoints import endpoint_disable, endpoint_signing_secrets
+from webhooks.services.payloads import envelope_body
+from webhooks.services.retry import retry_delay
 
 Claim = tuple[int, str]
 """(delivery id, lease token): what a worker needs to attempt a delivery it claimed."""
 
 
-# --- the outbox ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Outgoing:
+    """A started attempt: what to POST where, and the token that owns the delivery meanwhile."""
+
+    delivery_id: int
+    endpoint_id: int
+    lease_token: str
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    signed_at: datetime
 
 
-def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
-    # Decimals become strings, datetimes ISO 8601: exactly what receivers will parse.
-    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
-
-
-@transaction.atomic
-def event_publish(*, event_type: str, data: dict[str, Any], recipients: Iterable[Account | int]) -> Event | None:
-    """Record an event for ``recipients`` in the caller's transaction (the outbox).
-
-    Nothing leaves before the transaction commits; on commit the fan-out task is
-    enqueued, and the sweeper catches whatever that enqueue loses.
-    Returns None when there is nobody to tell.
-    """
-    account_ids = sorted({r.pk if isinstance(r, Account) else int(r) for r in recipients})
-    if not account_ids:
-        return None
-    event = Event.objects.create(type=event_type, data=_json_safe(data))
-    EventRecipient.objects.bulk_create([EventRecipient(event=event, account_id=pk) for pk in account_ids])
-    enqueue_on_commit("webhooks.tasks.event_dispatch", event.pk)
-    return event
-
-
-# --- endpoints ------------------------------------------------------------------------
-
-
-def _url_validate(url: str) -> str:
-    url = url.strip()
-    try:
-        http.url_check(url, allow_private=settings.WEBHOOKS_ALLOW_PRIVATE_URLS)
-    except http.UrlNotAllowed as exc:
-        raise FieldError("url", str(exc)) from exc
-    return url
-
-
-def _event_types_validate(event_types: Iterable[str]) -> list[str]:
-    types = sorted(set(event_types))
-    if ALL in types:
-        return [ALL]
-    unknown = [t for t in types if t not in EVENT_TYPES]
-    if unknown:
-        raise FieldError(
-            "event_types",
-            f"Unknown event type(s): {', '.join(unknown)}. Known types: {', '.join(EVENT_TYPES)}; or '*' for all.",
-        )
-    return types
-
-
-@transaction.atomic
-def endpoint_create(
-    *, account: Account, url: str, event_types: Iterable[str] = (), description: str = "", actor: Actor = None
-) -> Endpoint:
-    """Register a webhook endpoint for ``account``; the URL must be one webhooks may be sent to,
-    and an account has at most WEBHOOKS_MAX_ENDPOINTS_PER_ACCOUNT endpoints."""
-    Account.objects.select_for_update().filter(pk=account.pk).first()  # one registration at a time per account
-    limit = settings.WEBHOOKS_MAX_ENDPOINTS_PER_ACCOUNT
-    if Endpoint.objects.filter(account=account).count() >= limit:
-        raise Conflict(
-            f"An account may have at most {limit} webhook endpoints; delete one first.", code="too_many_endpoints"
-        )
-    endpoint = Endpoint.objects.create(
-        account=account,
-        url=_url_validate(url),
-        event_types=_event_types_validate(event_types),
-        description=description,
-    )
-    audit_log(obj=endpoint, action="created", actor=actor or account, message=_endpoint_text(endpoint))
-    return endpoint
-
-
-def _endpoint_text(endpoint: Endpoint) -> str:
-    return f"{endpoint.url} for {', '.join(endpoint.event_types) or 'every event'}"
-
-
-@transaction.atomic
-def endpoint_update(
-    *,
-    endpoint: Endpoint,
-    actor: Actor,
-    url: str | None = None,
-    event_types: Iterable[str] | None = None,
-    description: str | None = None,
-    enabled: bool | None = None,
-) -> Endpoint:
-    """Change an endpoint; enabling it clears the disabled reason and the failure streak."""
-    endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
-    before = (endpoint.url, endpoint.event_types, endpoint.description)
-    if url is not None:
-        endpoint.url = _url_validate(url)
-    if event_types is not None:
-        endpoint.event_types = _event_types_validate(event_types)
-    if description is not None:
-        endpoint.description = description
-    endpoint.save()
-    changed = [
-        f"{name} {old!r} -> {new!r}"
-        for name, old, new in zip(
-            ("url", "event types", "description"),
-            before,
-            (endpoint.url, endpoint.event_types, endpoint.description),
-            strict=True,
-        )
-        if old != new
-    ]
-    if changed:
-        audit_log(obj=endpoint, action="changed", actor=actor, message="; ".join(changed) + ".")
-    if enabled is True and not endpoint.enabled:
-        endpoint = endpoint_enable(endpoint=endpoint, actor=actor)
-    elif enabled is False and endpoint.enabled:
-        endpoint_disable(endpoint=endpoint, reason="Disabled by its owner.", actor=actor, notify=False)
-        endpoint.refresh_from_db()
-    return endpoint
-
-
-def endpoint_delete(*, endpoint: Endpoint, actor: Actor = None) -> None:
-    """Delete an endpoint with its deliveries; events stay in the owner's feed.
-
-    Ordering rule: the endpoint is first disabled (no attempt starts after that
-    commits), then the attempts already on the wire are waited for (at most
-    WEBHOOKS_TIMEOUT), then the rows go, under the endpoint's row lock that every
-    writer of its deliveries takes first. So the delete never conflicts with a
-    delivery being recorded, and nothing reaches the receiver after it returns.
-    """
-    with transaction.atomic():
-        locked = Endpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
-        if locked is None:
-            return
-        if locked.enabled:
-            Endpoint.objects.filter(pk=endpoint.pk).update(
-                enabled=False, disabled_at=timezone.now(), disabled_reason="Being deleted.", updated_at=timezone.now()
-            )
-    sends_settle(endpoint_ids=[endpoint.pk])
-    with transaction.atomic():
-        locked = Endpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
-        if locked is not None:
-            audit_log(obj=locked, action="deleted", actor=actor or locked.account, message=_endpoint_text(locked))
-            locked.delete()
-
-
-def recipients_fence(*, account_ids: Iterable[int]) -> None:
-    """In the caller's transaction, hold off attempts to these accounts' endpoints until it ends.
-
-    For a change that takes an audience away: attempts starting meanwhile wait for it
-    and then see it; ``sends_settle`` after the commit waits for those already sent.
-    """
-    list(Endpoint.objects.select_for_update().filter(account_id__in=list(account_ids)).order_by("id").values("pk"))
-
-
-def sends_settle(*, endpoint_ids: Iterable[int] = (), account_ids: Iterable[int] = ()) -> bool:
-    """Wait until no attempt to these endpoints (or these accounts' endpoints) is on the wire.
-
-    Callers first make sure no new attempt may start (an endpoint disabled, an
-    audience taken away, committed): an attempt checks both under the endpoint's
-    row lock when it starts. Waits at most WEBHOOKS_TIMEOUT plus a second;
-    returns False if attempts were still running then (their deadline had not passed).
-    """
-    ids, accounts = list(endpoint_ids), list(account_ids)
-    flights = Delivery.objects.filter(sending_until__isnull=False)
-    flights = flights.filter(Q(endpoint_id__in=ids) | Q(endpoint__account_id__in=accounts))
-    deadline = time.monotonic() + float(settings.WEBHOOKS_TIMEOUT) + 1.0
-    while True:
-        if not flights.filter(sending_until__gt=timezone.now()).exists():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-
-
-@transaction.atomic
-def endpoint_rotate_secret(*, endpoint: Endpoint, actor: Actor = None) -> Endpoint:
-    """Give the endpoint a new secret; the old one keeps signing beside it for 24 hours."""
-    endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
-    endpoint.previous_secret = endpoint.secret
-    endpoint.previous_secret_expires_at = timezone.now() + SECRET_OVERLAP
-    endpoint.secret = new_secret()
-    endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
-    audit_log(
-        obj=endpoint,
-        action="secret rotated",
-        actor=actor or endpoint.account,
-        message=f"The previous secret signs too until {endpoint.previous_secret_expires_at:%Y-%m-%d %H:%M} UTC.",
-    )
-    return endpoint
-
-
-def endpoint_signing_secrets(endpoint: Endpoint, *, now: datetime | None = None) -> list[str]:
-    now = now or timezone.now()
-    secrets = [endpoint.secret]
-    if endpoint.previous_secret and endpoint.previous_secret_expires_at and endpoint.previous_secret_expires_at > now:
-        secrets.append(endpoint.previous_secret)
-    return secrets
-
-
-@transaction.atomic
-def endpoint_enable(*, endpoint: Endpoint, actor: Actor) -> Endpoint:
-    """Re-enable a disabled endpoint (owner or Ops). Deliveries failed meanwhile stay failed until redelivered."""
-    Endpoint.objects.filter(pk=endpoint.pk).update(
-        enabled=True, disabled_at=None, disabled_reason="", failing_since=None, updated_at=timezone.now()
-    )
-    logger.info("Webhook endpoint %s enabled by %s", endpoint.pk, actor)
-    audit_log(obj=endpoint, action="enabled", actor=actor, message="Re-enabled; the failure streak starts again.")
-    return Endpoint.objects.get(pk=endpoint.pk)
-
-
-@transaction.atomic
-def endpoint_disable(*, endpoint: Endpoint, reason: str, actor: Actor = None, notify: bool = True) -> bool:
-    """Disable an endpoint with a reason, fail its pending deliveries, and tell its owner.
-
-    The owner learns through a ``webhook_endpoint.disabled`` event (their other
-    endpoints and their feed). Returns False when it was already disabled.
-    """
-    now = timezone.now()
-    changed = Endpoint.objects.filter(pk=endpoint.pk, enabled=True).update(
-        enabled=False, disabled_at=now, disabled_reason=reason[:500], updated_at=now
-    )
-    if not changed:
-        return False
-    Delivery.objects.filter(endpoint_id=endpoint.pk, status=DeliveryStatus.PENDING).update(
-        status=DeliveryStatus.FAILED,
-        last_error="Endpoint disabled.",
-        completed_at=now,
-        next_attempt_at=None,
-        lease_token="",
-        lease_expires_at=None,
-    )
-    logger.warning("Webhook endpoint %s disabled by %s: %s", endpoint.pk, actor or "system", reason)
-    audit_log(obj=endpoint, action="disabled", actor=actor, message="Pending deliveries failed.", reason=reason, at=now)
-    if notify:
-        event_publish(
-            event_type=ENDPOINT_DISABLED,
-            data={
-                "endpoint": {"id": endpoint.pk, "url": endpoint.url, "description": endpoint.description},
-                "reason": reason,
-                "disabled_at": now,
-            },
-            recipients=[endpoint.account_id],
-        )
-    return True
-
-
-@transaction.atomic
-def endpoint_ping(*, endpoint: Endpoint) -> Delivery:
-    """Send a ``webhook.ping`` event to this endpoint alone, right away."""
-    if not endpoint.enabled:
-        raise Conflict("Enable the endpoint before pinging it.", code="endpoint_disabled")
-    now = timezone.now()
-    event = Event.objects.create(
-        type=PING,
-        data={"endpoint": {"id": endpoint.pk, "url": endpoint.url}, "message": "Ping from the back office."},
-        dispatched_at=now,
-    )
-    delivery = Delivery.objects.create(event=event, endpoint=endpoint, next_attempt_at=_handed_off(now))
-    enqueue_on_commit("webhooks.tasks.delivery_send", delivery.pk)
-    return delivery
-
-
-# --- redelivery ----------------------------------------------------------------------
-
-
-@transaction.atomic
-def delivery_redeliver(*, delivery: Delivery, actor: Actor) -> Delivery:
-    """Send a delivery again now, with a fresh retry schedule and the same ``webhook-id``."""
-    delivery = Delivery.objects.select_for_update(of=("self",)).select_related("endpoint").get(pk=delivery.pk)
-    if not delivery.endpoint.enabled:
-        raise Conflict("The endpoint is disabled; enable it before redelivering.", code="endpoint_disabled")
-    now = timezone.now()
-    delivery.round_attempts = 0
-    delivery.next_attempt_at = _handed_off(now)
-    in_flight = (
-        delivery.status == DeliveryStatus.PENDING
-        and bool(delivery.lease_token)
-        and (delivery.lease_expires_at is not None and delivery.lease_expires_at > now)
-    )
-    if not in_flight:
-        # A delivery in flight just gets a fresh schedule; the others are due now and sent at once.
-        delivery.status = DeliveryStatus.PENDING
-        delivery.completed_at = None
-        delivery.lease_token = ""
-        delivery.lease_expires_at = None
-        enqueue_on_commit("webhooks.tasks.delivery_send", delivery.pk)
-    delivery.save()
-    logger.info("Webhook delivery %s redelivered by %s", delivery.pk, actor or "system")
-    return delivery
-
-
-@transaction.atomic
-def deliveries_redeliver_failed(*, endpoint: Endpoint, since: datetime, actor: Actor) -> int:
-    """Send again every failed delivery of ``endpoint`` created at or after ``since``; returns how many."""
-    if not Endpoint.objects.filter(pk=endpoint.pk, enabled=True).exists():
-        raise Conflict("The endpoint is disabled; enable it before redelivering.", code="endpoint_disabled")
-    count = Delivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.FAILED, created_at__gte=since).update(
-        status=DeliveryStatus.PENDING,
-        round_attempts=0,
-        next_attempt_at=timezone.now(),
-        completed_at=None,
-        lease_token="",
-        lease_expires_at=None,
-    )
-    logger.info("%s failed deliveries of endpoint %s since %s redelivered by %s", count, endpoint.pk, since, actor)
-    if count:
-        enqueue_on_commit("webhooks.tasks.webhooks_sweep")
-    return count
-
-
-# --- fan-out, claims and attempts ---------------------------------------------------------
+@dataclass(frozen=True)
+class SweepResult:
+    dispatched: int
+    claimed: int
 
 
 def _lease_seconds() -> float:
@@ -371,11 +59,6 @@ def _lease_seconds() -> float:
 
 def _lease(now: datetime) -> dict[str, Any]:
     return {"lease_token": new_lease_token(), "lease_expires_at": now + timedelta(seconds=_lease_seconds())}
-
-
-def _handed_off(now: datetime) -> datetime:
-    """When a delivery handed to the fast path (ping, redelivery) becomes the sweeper's: after the grace."""
-    return now + timedelta(seconds=float(settings.WEBHOOKS_SWEEP_GRACE))
 
 
 def _endpoints_lock_shared(*, endpoint_ids: Iterable[int]) -> list[int]:
@@ -474,7 +157,7 @@ def _fanout(event_id: int, *, start: bool) -> tuple[list[Claim], list[Outgoing]]
     token = str(lease["lease_token"])
     if not start:
         return [(d.pk, token) for d in created], []
-    body = json.dumps(envelope(event), separators=(",", ":"))
+    body = envelope_body(event)
     return [], [_outgoing(d, token, body=body) for d in created]
 
 
@@ -543,12 +226,6 @@ def claims_endpoints(*, claims: Iterable[Claim]) -> dict[int, int]:
     return dict(Delivery.objects.filter(pk__in=ids).values_list("id", "endpoint_id"))
 
 
-@dataclass(frozen=True)
-class SweepResult:
-    dispatched: int
-    claimed: int
-
-
 def webhooks_sweep(*, deliver: Callable[[int, str], None], limit: int = 500) -> SweepResult:
     """The safety net: fan out events whose fast path was lost, then claim every due delivery
     and hand each claim to ``deliver``.
@@ -572,63 +249,6 @@ def webhooks_sweep(*, deliver: Callable[[int, str], None], limit: int = 500) -> 
         deliver(*claim)
         claimed += 1
     return SweepResult(dispatched=dispatched, claimed=claimed)
-
-
-def envelope(event: Event) -> dict[str, Any]:
-    """What receivers get in the body, and what the polling feed lists."""
-    return {
-        "id": event.public_id,
-        "type": event.type,
-        "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
-        "data": event.data,
-    }
-
-
-def _retry_after(value: str | None, now: datetime) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, (when - now).total_seconds())
-
-
-def retry_delay(*, round_attempts: int, status_code: int | None, retry_after: str | None, now: datetime) -> float:
-    """Seconds to wait after the ``round_attempts``-th failed attempt: the schedule with jitter,
-    or the receiver's Retry-After on 429/503 when that is longer (capped)."""
-    schedule = settings.WEBHOOKS_RETRY_SCHEDULE
-    base = float(schedule[min(round_attempts, len(schedule)) - 1])
-    jitter = settings.WEBHOOKS_RETRY_JITTER
-    delay = base * random.uniform(1 - jitter, 1 + jitter) if jitter else base
-    if status_code in (429, 503):
-        asked = _retry_after(retry_after, now)
-        if asked is not None:
-            delay = max(delay, min(asked, settings.WEBHOOKS_RETRY_AFTER_MAX))
-    return delay
-
-
-def _disable_after() -> timedelta:
-    value = settings.WEBHOOKS_DISABLE_AFTER
-    return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """A started attempt: what to POST where, and the token that owns the delivery meanwhile."""
-
-    delivery_id: int
-    endpoint_id: int
-    lease_token: str
-    url: str
-    body: bytes
-    headers: dict[str, str]
-    signed_at: datetime
 
 
 def deliveries_start(*, claims: Iterable[Claim]) -> list[Outgoing]:
@@ -689,7 +309,7 @@ def deliveries_start(*, claims: Iterable[Claim]) -> list[Outgoing]:
 def _outgoing(delivery: Delivery, token: str, *, body: str | None = None) -> Outgoing:
     endpoint, event = delivery.endpoint, delivery.event
     if body is None:
-        body = json.dumps(envelope(event), separators=(",", ":"))
+        body = envelope_body(event)
     signed_at = timezone.now()
     signatures = [
         Webhook(secret).sign(event.public_id, signed_at, body)
@@ -920,3 +540,8 @@ def _endpoint_health(endpoint_id: int, code: int | None, error: str, started_at:
                 endpoint=endpoint,
                 reason=f"Every delivery failed since {failing_since:%Y-%m-%d %H:%M} UTC (last error: {error[:200]}).",
             )
+
+
+def _disable_after() -> timedelta:
+    value = settings.WEBHOOKS_DISABLE_AFTER
+    return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
