@@ -12,6 +12,7 @@ from rest_framework_api_key.models import APIKey
 from accounts import services
 from accounts.models import Account, AccountAPIKey, Role
 from core.admin import AuditHistoryMixin
+from core.audit import admin_actor
 
 admin.site.unregister(APIKey)
 
@@ -75,20 +76,37 @@ class AccountAdmin(AuditHistoryMixin, admin.ModelAdmin):
         return form
 
     def save_model(self, request: HttpRequest, obj: Account, form: Any, change: bool) -> None:
+        # Through the services, so every change is checked the same way and audited with who made it.
+        data, actor = form.cleaned_data, admin_actor(request)
         if not change:
-            obj.save()
-            return
-        new_role = form.cleaned_data.get("role", obj.role)
-        old_role = Account.objects.values_list("role", flat=True).get(pk=obj.pk)
-        obj.role = old_role
-        obj.save()
-        if new_role != old_role and request.user.has_perm(CHANGE_ROLE_PERMISSION):
-            services.account_role_change(
-                account=obj,
-                role=new_role,
-                actor=request.user,  # type: ignore[arg-type]
-                reason=form.cleaned_data.get("reason", ""),
+            created = services.account_create(
+                ref=data["ref"],
+                name=data["name"],
+                role=data["role"],
+                email=data["email"],
+                is_active=data["is_active"],
+                is_suspended=data["is_suspended"],
+                actor=actor,
             )
+            obj.pk, obj.created_at, obj.updated_at = created.pk, created.created_at, created.updated_at
+            return
+        stored = Account.objects.get(pk=obj.pk)
+        services.account_update(
+            account=stored,
+            actor=actor,
+            **{field: data[field] for field in ("name", "email", "is_active", "is_suspended") if field in data},
+        )
+        new_role = data.get("role", stored.role)
+        if new_role != stored.role and request.user.has_perm(CHANGE_ROLE_PERMISSION):
+            services.account_role_change(account=stored, role=new_role, actor=actor, reason=data.get("reason", ""))
+        obj.role, obj.updated_at = stored.role, stored.updated_at
+
+    def delete_model(self, request: HttpRequest, obj: Account) -> None:
+        services.account_delete(account=obj, actor=admin_actor(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
+        for account in queryset:
+            services.account_delete(account=account, actor=admin_actor(request))
 
 
 class APIKeyAddForm(forms.ModelForm):
@@ -141,19 +159,33 @@ class AccountAPIKeyAdmin(AuditHistoryMixin, APIKeyModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any = None, change: bool = False) -> None:
         if change:
-            obj.save()
+            data = form.cleaned_data
+            stored = AccountAPIKey.objects.select_related("account").get(pk=obj.pk)
+            services.api_key_update(
+                api_key=stored,
+                name=data.get("name", stored.name),
+                expires_at=data.get("expiry_date", stored.expiry_date),
+                actor=admin_actor(request),
+            )
             return
         api_key, key = services.api_key_create(
             account=form.cleaned_data["account_ref"],
             name=obj.name,
             expires_at=obj.expiry_date,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=admin_actor(request),
         )
         obj.pk = api_key.pk
         obj.account = api_key.account
         obj.prefix = api_key.prefix
         obj.created = api_key.created
         obj.key_shown_once = key
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        services.api_key_delete(api_key=obj, actor=admin_actor(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AccountAPIKey]) -> None:
+        for api_key in queryset.select_related("account"):
+            services.api_key_delete(api_key=api_key, actor=admin_actor(request))
 
     def response_add(self, request: HttpRequest, obj: Any, post_url_continue: str | None = None) -> HttpResponse:
         # The key goes into this page alone: not into a message (a cookie), a redirect or a cache.
@@ -172,6 +204,6 @@ class AccountAPIKeyAdmin(AuditHistoryMixin, APIKeyModelAdmin):
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[AccountAPIKey]) -> None:
         count = 0
         for api_key in queryset.filter(revoked=False).select_related("account"):
-            services.api_key_revoke(api_key=api_key, actor=request.user)  # type: ignore[arg-type]
+            services.api_key_revoke(api_key=api_key, actor=admin_actor(request))
             count += 1
         messages.success(request, f"Revoked {count} API key(s).")

@@ -40,7 +40,7 @@ class OpsAccountListCreateApi(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         serializer = AccountCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        account = services.account_create(**serializer.validated_data)
+        account = services.account_create(**serializer.validated_data, actor=request.user)  # type: ignore[arg-type]
         return Response(AccountOutputSerializer(account).data, status=status.HTTP_201_CREATED)
 
 
@@ -56,7 +56,9 @@ class OpsAccountDetailApi(APIView):
         account = selectors.account_get(ref=ref)
         serializer = AccountUpdateInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        account = services.account_update(account=account, **serializer.validated_data)
+        actor = request.user
+        assert isinstance(actor, Account)
+        account = services.account_update(account=account, actor=actor, **serializer.validated_data)
         return Response(AccountOutputSerializer(account).data)
 
 

@@ -12,43 +12,88 @@ from core.audit import audit_log
 from core.errors import Conflict, FieldError
 
 
+def _yes_no(value: object) -> str:
+    return "yes" if value else "no"
+
+
+_ACCOUNT_FIELD_LABELS = {"name": "name", "email": "email", "is_active": "active", "is_suspended": "suspended"}
+
+
 @transaction.atomic
-def account_create(*, ref: str, name: str, role: str, email: str = "") -> Account:
+def account_create(
+    *,
+    ref: str,
+    name: str,
+    role: str,
+    email: str = "",
+    is_active: bool = True,
+    is_suspended: bool = False,
+    actor: Actor,
+) -> Account:
     """Create an account; a ref is unique across all roles and never reused."""
     if role not in Role.values:
         raise FieldError("role", f"Must be one of: {', '.join(Role.values)}.")
-    account = Account(ref=ref, name=name or ref, role=role, email=email)
+    account = Account(ref=ref, name=name or ref, role=role, email=email, is_active=is_active, is_suspended=is_suspended)
     account.full_clean(validate_unique=False)
     try:
         with transaction.atomic():
             account.save()
     except IntegrityError:
         raise Conflict(f"An account with ref '{ref}' already exists.", code="account_exists", ref=ref) from None
+    flags = [label for label, on in (("inactive", not is_active), ("suspended", is_suspended)) if on]
+    audit_log(
+        obj=account,
+        action="created",
+        actor=actor,
+        message=f"{role} account {ref} ({account.name}){''.join(', ' + flag for flag in flags)}.",
+    )
     return account
 
 
 @transaction.atomic
-def account_update(*, account: Account, **fields: object) -> Account:
-    """Change an account's name, email, activity or suspension; ref and role are fixed."""
+def account_update(*, account: Account, actor: Actor, **fields: object) -> Account:
+    """Change an account's name, email, activity or suspension; ref and role are fixed.
+    Only a real change is written and audited."""
     allowed = {"name", "email", "is_active", "is_suspended"}
-    changed = [field for field in fields if field in allowed]
+    changed = [field for field in fields if field in allowed and getattr(account, field) != fields[field]]
+    before = {field: getattr(account, field) for field in changed}
     for field in changed:
         setattr(account, field, fields[field])
     if changed:
         account.full_clean(validate_unique=False)
         account.save(update_fields=[*changed, "updated_at"])
+        audit_log(obj=account, action="changed", actor=actor, message=_changes_text(account, before))
     return account
 
 
+def _changes_text(account: Account, before: dict[str, object]) -> str:
+    parts = []
+    for field, old in before.items():
+        new = getattr(account, field)
+        if field in ("is_active", "is_suspended"):
+            old, new = _yes_no(old), _yes_no(new)
+        else:
+            old, new = repr(old), repr(new)
+        parts.append(f"{_ACCOUNT_FIELD_LABELS[field]} {old} -> {new}")
+    return "; ".join(parts) + "."
+
+
 @transaction.atomic
-def account_get_or_create(*, ref: str, role: str, name: str = "") -> tuple[Account, bool]:
+def account_delete(*, account: Account, actor: Actor) -> None:
+    """Delete an account with its API keys (what the admin's delete offers); kept in the audit trail."""
+    audit_log(obj=account, action="deleted", actor=actor, message=f"{account.role} account {account.ref}.")
+    account.delete()
+
+
+@transaction.atomic
+def account_get_or_create(*, ref: str, role: str, name: str = "", actor: Actor = None) -> tuple[Account, bool]:
     """Return the account ``ref``, creating it with ``role`` when missing.
 
     An existing account must already have that role: roles never change silently.
     """
     account = Account.objects.filter(ref=ref).first()
     if account is None:
-        return account_create(ref=ref, name=name or ref, role=role), True
+        return account_create(ref=ref, name=name or ref, role=role, actor=actor), True
     if account.role != role:
         raise Conflict(
             f"Account '{ref}' exists with role '{account.role}', not '{role}'.",
@@ -95,6 +140,37 @@ def api_key_revoke(*, api_key: AccountAPIKey, actor: Actor = None, reason: str =
             at=api_key.revoked_at,
         )
     return api_key
+
+
+@transaction.atomic
+def api_key_update(*, api_key: AccountAPIKey, name: str, expires_at: datetime | None, actor: Actor) -> AccountAPIKey:
+    """Rename a key or change when it expires; only a real change is written and audited."""
+    changes = []
+    if name != api_key.name:
+        changes.append(f"name {api_key.name!r} -> {name!r}")
+    if expires_at != api_key.expiry_date:
+        changes.append(f"expires {_expiry_text(api_key.expiry_date)} -> {_expiry_text(expires_at)}")
+    if changes:
+        api_key.name, api_key.expiry_date = name, expires_at
+        api_key.save(update_fields=["name", "expiry_date"])
+        audit_log(
+            obj=api_key,
+            action="changed",
+            actor=actor,
+            message=f"Key {api_key.prefix} of {api_key.account.ref}: {'; '.join(changes)}.",
+        )
+    return api_key
+
+
+def _expiry_text(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "never"
+
+
+@transaction.atomic
+def api_key_delete(*, api_key: AccountAPIKey, actor: Actor) -> None:
+    """Delete a key (what the admin's delete offers; revoking keeps it on record instead)."""
+    audit_log(obj=api_key, action="deleted", actor=actor, message=f"Key {api_key.prefix} of {api_key.account.ref}.")
+    api_key.delete()
 
 
 @transaction.atomic

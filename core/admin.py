@@ -134,3 +134,7 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         return lookup == "object_id" or super().lookup_allowed(lookup, value, request)
+
+
+# The periodic task pages, registered here so that the schedule writes they make are audited.
+import core.admin_schedules  # noqa: E402, F401

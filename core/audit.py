@@ -1,7 +1,8 @@
-"""The audit trail: one row per change Ops may have to explain later (who, when, what, why).
+"""The audit log: one row per change Ops may have to explain later (who, when, what, why).
 
-Services write it inside the change's own transaction, whether the change came from
-the admin, the API or the system, and the admin shows it on each object's History page.
+Every app's writing services record it inside the change's own transaction, with the actor
+they take, whether the change came from the admin, the API or the system; the admin shows
+it on each object's History page. Admin writes go through the same services.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 
 from core.actors import Actor
@@ -26,6 +28,12 @@ def audit_actor_label(actor: Actor) -> str:
     if actor is not None:
         return f"{actor.role}:{actor.ref}"
     return "system"
+
+
+def admin_actor(request: HttpRequest) -> AbstractBaseUser:
+    """The staff user behind an admin request, as the actor its writes are audited with."""
+    assert isinstance(request.user, AbstractBaseUser)  # the admin only serves logged-in staff
+    return request.user
 
 
 def audit_log(

@@ -25,7 +25,7 @@ class IdempotencyRecord(models.Model):
 
 
 class AuditEntry(models.Model):
-    """Who changed what, when and why: decisions, grants, API keys, webhook endpoints, account roles.
+    """Who changed what, when and why: the one audit log of every app's writes, people's and the system's.
 
     Written by the services in the change's transaction (``core.audit.audit_log``); never edited.
     ``actor`` is a label that outlives the user or account it names.

@@ -1,11 +1,11 @@
-from typing import Any, cast
+from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from core.actors import Actor
-from core.admin import ReadOnlyAdmin, ReadOnlyInline
+from core.admin import AuditHistoryMixin, ReadOnlyAdmin, ReadOnlyInline
+from core.audit import admin_actor
 from deals import services
 from deals.models import BuyerAuthorization, Deal, DealItem
 
@@ -17,7 +17,7 @@ class DealItemInline(ReadOnlyInline):
 
 
 @admin.register(Deal)
-class DealAdmin(ReadOnlyAdmin):
+class DealAdmin(AuditHistoryMixin, ReadOnlyAdmin):
     """Read-only: deals are the sellers' to change, through the API, so every rule and event applies."""
 
     list_display = ["name", "seller", "status", "currency", "total_price", "final_price", "version", "updated_at"]
@@ -54,7 +54,7 @@ class BuyerAuthorizationAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: BuyerAuthorization, form: Any = None, change: bool = False) -> None:
         authorization, created = services.authorization_create(
-            seller=obj.seller, buyer=obj.buyer, actor=cast(Actor, request.user)
+            seller=obj.seller, buyer=obj.buyer, actor=admin_actor(request)
         )
         obj.pk = authorization.pk
         obj.created_at = authorization.created_at
@@ -62,8 +62,10 @@ class BuyerAuthorizationAdmin(admin.ModelAdmin):
             messages.info(request, f"{obj.buyer.ref} was already authorised by {obj.seller.ref}.")
 
     def delete_model(self, request: HttpRequest, obj: BuyerAuthorization) -> None:
-        services.authorization_delete(seller=obj.seller, buyer_ref=obj.buyer.ref)
+        services.authorization_delete(seller=obj.seller, buyer_ref=obj.buyer.ref, actor=admin_actor(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[BuyerAuthorization]) -> None:
         for authorization in queryset.select_related("seller", "buyer"):
-            services.authorization_delete(seller=authorization.seller, buyer_ref=authorization.buyer.ref)
+            services.authorization_delete(
+                seller=authorization.seller, buyer_ref=authorization.buyer.ref, actor=admin_actor(request)
+            )

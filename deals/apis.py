@@ -148,7 +148,7 @@ class DealListCreateApi(generics.ListAPIView):
         data = _validated(DealInputSerializer, request.data)
         account = request.user
         assert isinstance(account, Account)
-        deal = services.deal_create(seller=account, seller_ref=data.pop("seller", None), **data)
+        deal = services.deal_create(seller=account, seller_ref=data.pop("seller", None), **data, actor=account)
         return _deal_response(deal, status.HTTP_201_CREATED, Location=f"/api/v1/deals/{deal.public_id}")
 
 
@@ -198,6 +198,7 @@ class DealDetailApi(APIView):
             deal_id=deal_id,
             changes=data,
             expected_versions=_if_match_versions(request.headers.get("If-Match"), deal_id),
+            actor=account,
         )
         return _deal_response(deal)
 
@@ -253,7 +254,7 @@ class AuthorizedBuyerDeleteApi(APIView):
     def delete(self, request: Request, ref: str) -> Response:
         account = request.user
         assert isinstance(account, Account)
-        services.authorization_delete(seller=account, buyer_ref=ref)
+        services.authorization_delete(seller=account, buyer_ref=ref, actor=account)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

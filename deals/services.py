@@ -1,8 +1,8 @@
 """Writes of the deals marketplace: deals, their items, and sellers' buyer authorisations.
 
 Every rule a deal must satisfy is checked here (see docs/deals.md), so the API and
-the admin share one implementation. Events go to the outbox in the same
-transaction as the write they describe.
+the admin share one implementation. Events go to the outbox, and an entry to the
+audit log, in the same transaction as the write they describe.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts.models import Account, Role
 from core.actors import Actor, actor_fields
+from core.audit import audit_log
 from core.errors import Conflict, FieldError, NotFound, PreconditionFailed, ProblemError
 from deals import selectors
 from deals.currencies import CURRENCY_CODES, quantum
@@ -220,6 +221,7 @@ def deal_create(
     discount: Mapping[str, Any] | None = None,
     status: str = DealStatus.AVAILABLE,
     seller_ref: str | None = None,
+    actor: Actor,
 ) -> Deal:
     """Post a deal for ``seller`` (``seller_ref``, when given, must be the seller's own) and tell
     every buyer the seller has authorised with ``deal.created``."""
@@ -233,8 +235,34 @@ def deal_create(
     deal.save()
     _items_write(deal, state)
     prefetch_related_objects([deal], "items")
-    event_publish(event_type="deal.created", data=deal_wire(deal), recipients=_audience(seller))
+    wire = deal_wire(deal)
+    audit_log(obj=deal, action="created", actor=actor, message=_deal_text(wire), at=now)
+    event_publish(event_type="deal.created", data=wire, recipients=_audience(seller))
     return deal
+
+
+def _deal_text(wire: Mapping[str, Any]) -> str:
+    return (
+        f"{wire['name']!r}: {len(wire['items'])} item(s), {wire['final_price']} {wire['currency']}, {wire['status']}."
+    )
+
+
+def _changes_text(diff: Mapping[str, list[Any]], version: int) -> str:
+    parts = []
+    for field, (old, new) in diff.items():
+        if field == "items":
+            parts.append(f"items replaced ({len(old)} -> {len(new)})")
+        elif field == "discount":
+            parts.append(f"discount {_discount_text(old)} -> {_discount_text(new)}")
+        else:
+            parts.append(f"{field} {old!r} -> {new!r}" if field == "name" else f"{field} {old} -> {new}")
+    return f"Version {version}: " + "; ".join(parts) + "."
+
+
+def _discount_text(discount: Mapping[str, str] | None) -> str:
+    if discount is None:
+        return "none"
+    return f"{discount['amount']}%" if discount["type"] == DiscountType.PERCENTAGE else f"{discount['amount']} off"
 
 
 @transaction.atomic
@@ -244,6 +272,7 @@ def deal_update(
     deal_id: UUID,
     changes: Mapping[str, Any],
     expected_versions: Collection[int] | None = None,
+    actor: Actor,
 ) -> tuple[Deal, bool]:
     """Change the seller's own deal under a row lock and return it with whether anything changed.
 
@@ -304,6 +333,7 @@ def deal_update(
         DealItem.objects.bulk_create(new_items)
         deal._prefetched_objects_cache.pop("items", None)  # type: ignore[attr-defined]
         prefetch_related_objects([deal], "items")
+    audit_log(obj=deal, action="changed", actor=actor, message=_changes_text(diff, deal.version), at=deal.updated_at)
     event_publish(
         event_type="deal.updated", data={**deal_wire(deal), "changes": diff}, recipients=_audience(deal.seller)
     )
@@ -312,14 +342,25 @@ def deal_update(
 
 @transaction.atomic
 def authorization_create(*, seller: Account, buyer: Account, actor: Actor) -> tuple[BuyerAuthorization, bool]:
-    """Let ``buyer`` see ``seller``'s deals and receive their events; authorising twice is harmless."""
+    """Let ``buyer`` see ``seller``'s deals and receive their events; authorising twice is harmless.
+
+    Audited on the seller's account, whose History keeps it after the authorisation is gone."""
     if seller.role != Role.SELLER:
         raise FieldError("seller", f"Account '{seller.ref}' is not a seller.")
     if buyer.role != Role.BUYER:
         raise FieldError("buyer", f"Account '{buyer.ref}' is not a buyer.")
-    return BuyerAuthorization.objects.get_or_create(
+    authorization, created = BuyerAuthorization.objects.get_or_create(
         seller=seller, buyer=buyer, defaults={"created_at": timezone.now(), **actor_fields(actor, "created_by")}
     )
+    if created:
+        audit_log(
+            obj=seller,
+            action="buyer authorised",
+            actor=actor,
+            message=f"{buyer.ref} sees {seller.ref}'s deals and receives their events.",
+            at=authorization.created_at,
+        )
+    return authorization, created
 
 
 NO_SUCH_BUYER = "No buyer account has this ref."
@@ -334,7 +375,7 @@ def authorization_create_by_ref(*, seller: Account, buyer_ref: str, actor: Actor
     return authorization_create(seller=seller, buyer=buyer, actor=actor)
 
 
-def authorization_delete(*, seller: Account, buyer_ref: str) -> None:
+def authorization_delete(*, seller: Account, buyer_ref: str, actor: Actor) -> None:
     """Take ``seller``'s authorisation away from the buyer: effective for reads and deliveries at once.
 
     When it returns, nothing more of the seller's reaches the buyer's webhooks: the buyer's
@@ -351,4 +392,10 @@ def authorization_delete(*, seller: Account, buyer_ref: str) -> None:
             raise NotFound(f"'{buyer_ref}' is not among your authorised buyers.")
         recipients_fence(account_ids=[buyer_id])
         BuyerAuthorization.objects.filter(seller=seller, buyer_id=buyer_id).delete()
+        audit_log(
+            obj=seller,
+            action="buyer de-authorised",
+            actor=actor,
+            message=f"{buyer_ref} no longer sees {seller.ref}'s deals or receives their events.",
+        )
     sends_settle(account_ids=[buyer_id])

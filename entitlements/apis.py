@@ -102,7 +102,7 @@ class AccessRequestCancelApi(APIView):
     )
     def post(self, request: Request, request_id: int) -> Response:
         access_request = selectors.access_request_get(request_id=request_id, account=request.user)  # type: ignore[arg-type]
-        services.access_request_cancel(request=access_request)
+        services.access_request_cancel(request=access_request, actor=access_request.account)
         access_request = selectors.access_request_get(request_id=request_id)
         return Response(AccessRequestOutputSerializer(access_request).data)
 

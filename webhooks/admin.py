@@ -5,7 +5,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -14,6 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from core.admin import AuditHistoryMixin, ReadOnlyAdmin, ReadOnlyInline, confirm_action
+from core.audit import admin_actor
 from core.errors import ProblemError
 from webhooks import services
 from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event, EventRecipient
@@ -28,11 +28,6 @@ class RedeliverSinceForm(forms.Form):
         help_text="Redeliver failed deliveries created at or after this time (UTC, YYYY-MM-DD HH:MM).",
         initial=lambda: (timezone.now() - timedelta(days=1)).replace(second=0, microsecond=0),
     )
-
-
-def _actor(request: HttpRequest) -> AbstractBaseUser:
-    assert isinstance(request.user, AbstractBaseUser)  # the admin only serves logged-in staff
-    return request.user
 
 
 _ENDPOINT_FIELDS: tuple[str, ...] = (
@@ -66,7 +61,15 @@ class EndpointAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Endpoint, form: Any, change: bool) -> None:
         # Through the service, so the change is in the endpoint's audit trail with who made it.
-        services.endpoint_update(endpoint=obj, actor=_actor(request), description=form.cleaned_data["description"])
+        services.endpoint_update(endpoint=obj, actor=admin_actor(request), description=form.cleaned_data["description"])
+
+    def delete_model(self, request: HttpRequest, obj: Endpoint) -> None:
+        # The service's delete: nothing more reaches the receiver once it returns, and it is audited.
+        services.endpoint_delete(endpoint=obj, actor=admin_actor(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
+        for endpoint in queryset:
+            services.endpoint_delete(endpoint=endpoint, actor=admin_actor(request))
 
     @admin.display(description="Deliveries")
     def deliveries_link(self, obj: Endpoint) -> str:
@@ -77,7 +80,7 @@ class EndpointAdmin(AuditHistoryMixin, admin.ModelAdmin):
     def enable_selected(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
         count = 0
         for endpoint in queryset.filter(enabled=False):
-            services.endpoint_enable(endpoint=endpoint, actor=_actor(request))
+            services.endpoint_enable(endpoint=endpoint, actor=admin_actor(request))
             count += 1
         messages.success(request, f"Re-enabled {count} endpoint(s). Redeliver what failed meanwhile if needed.")
 
@@ -85,7 +88,9 @@ class EndpointAdmin(AuditHistoryMixin, admin.ModelAdmin):
     def disable_selected(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> HttpResponse | None:
         def apply(form: DisableForm) -> None:
             count = sum(
-                services.endpoint_disable(endpoint=endpoint, reason=form.cleaned_data["reason"], actor=_actor(request))
+                services.endpoint_disable(
+                    endpoint=endpoint, reason=form.cleaned_data["reason"], actor=admin_actor(request)
+                )
                 for endpoint in queryset
             )
             messages.success(request, f"Disabled {count} endpoint(s).")
@@ -108,7 +113,7 @@ class EndpointAdmin(AuditHistoryMixin, admin.ModelAdmin):
             for endpoint in queryset:
                 try:
                     total += services.deliveries_redeliver_failed(
-                        endpoint=endpoint, since=form.cleaned_data["since"], actor=_actor(request)
+                        endpoint=endpoint, since=form.cleaned_data["since"], actor=admin_actor(request)
                     )
                 except ProblemError as exc:
                     messages.error(request, f"{endpoint}: {exc.detail}")
@@ -156,7 +161,7 @@ class DeliveryAttemptInline(ReadOnlyInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "event_type",
@@ -187,6 +192,9 @@ class DeliveryAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def save_model(self, request: HttpRequest, obj: Delivery, form: Any, change: bool) -> None:
+        return  # every field is read-only: a save would write a stale copy over what the sender recorded
+
     @admin.action(description="Redeliver selected deliveries now", permissions=["change"])
     def redeliver_selected(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         if not self.has_change_permission(request):
@@ -194,7 +202,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         done = 0
         for delivery in queryset:
             try:
-                services.delivery_redeliver(delivery=delivery, actor=_actor(request))
+                services.delivery_redeliver(delivery=delivery, actor=admin_actor(request))
                 done += 1
             except ProblemError as exc:
                 messages.error(request, f"{delivery}: {exc.detail}")

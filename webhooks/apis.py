@@ -127,7 +127,7 @@ class WebhookEndpointPingApi(APIView):
     )
     def post(self, request: Request, endpoint_id: int) -> Response:
         endpoint = selectors.endpoint_get(account=_account(request), endpoint_id=endpoint_id)
-        delivery = services.endpoint_ping(endpoint=endpoint)
+        delivery = services.endpoint_ping(endpoint=endpoint, actor=_account(request))
         delivery = selectors.delivery_get(account=_account(request), delivery_id=delivery.pk)
         return Response(DeliveryOutputSerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 

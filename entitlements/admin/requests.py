@@ -79,6 +79,9 @@ class AccessRequestAdmin(AuditHistoryMixin, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def save_model(self, request: HttpRequest, obj: AccessRequest, form: Any, change: bool) -> None:
+        return  # every field is read-only: decisions go through the services, and a save would write a stale row
+
     def get_urls(self) -> list[Any]:
         from django.urls import path
 
@@ -323,6 +326,9 @@ class AccessRequestItemAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def save_model(self, request: HttpRequest, obj: AccessRequestItem, form: Any, change: bool) -> None:
+        return  # every field is read-only: decisions go through the actions, and a save would write a stale row
 
     @admin.display(description="request", ordering="request__created_at")
     def request_link(self, obj: AccessRequestItem) -> str:

@@ -229,8 +229,8 @@ def access_request_refuse(
 
 
 @transaction.atomic
-def access_request_cancel(*, request: AccessRequest) -> AccessRequest:
-    """The requesting quant withdraws every item still pending; 409 ``nothing_pending`` when none is."""
+def access_request_cancel(*, request: AccessRequest, actor: Actor) -> AccessRequest:
+    """The requesting quant (``actor``) withdraws every item still pending; 409 ``nothing_pending`` when none is."""
     now = timezone.now()
     try:
         request, items = _items_lock_pending(request=request, frequencies=None)
@@ -253,7 +253,7 @@ def access_request_cancel(*, request: AccessRequest) -> AccessRequest:
     audit_log(
         obj=request,
         action="cancelled",
-        actor=request.account,
+        actor=actor,
         message=f"Withdrew {', '.join(item.frequency for item in items)}.",
         at=now,
     )

@@ -81,7 +81,7 @@ def test_revoked_here_is_refused_at_once(quant_client, settings):
 def test_deactivated_here_is_refused_at_once(quant_client, settings):
     settings.API_KEY_CACHE_SECONDS = 3600
     assert quant_client.get(ME).status_code == 200
-    services.account_update(account=quant_client.account, is_active=False)
+    services.account_update(account=quant_client.account, is_active=False, actor=None)
     assert quant_client.get(ME).status_code == 401
 
 

@@ -4,8 +4,6 @@ with who, when and why, whether it was made in the admin or over the API."""
 from datetime import timedelta
 
 import pytest
-from django.contrib.admin.utils import quote
-from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AccountAPIKey, Role
@@ -13,21 +11,10 @@ from catalog.models import Dataset
 from entitlements import services
 from entitlements.models import AccessRequest, Grant
 from tests.factories import AccountFactory
+from tests.history import admin_history as history
 from webhooks.models import Endpoint
 
 pytestmark = pytest.mark.django_db
-
-
-def history(client, model: str, pk) -> list[list[str]]:
-    """The audit rows of an object's History page: [when, who, what, details, why] per row."""
-    import re
-
-    html = client.get(reverse(f"admin:{model}_history", args=[quote(pk)])).content.decode()
-    rows = re.findall(r'<tr class="audit-entry">(.*?)</tr>', html, re.S)
-    return [
-        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
-        for row in rows
-    ]
 
 
 def test_decisions_in_the_admin_and_over_the_api_show_in_the_request_history(

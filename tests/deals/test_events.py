@@ -108,6 +108,7 @@ def test_event_rolls_back_with_the_write(seller_client, buyer_client, authorize)
             name="Rolled back",
             currency="GBP",
             items=[{"id": "a", "name": "A", "price": 1}],
+            actor=seller_client.account,
         )
         assert len(events("deal.created")) == 1
         raise RuntimeError("the surrounding transaction fails")

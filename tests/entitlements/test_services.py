@@ -56,7 +56,7 @@ def test_policy_rule_order_suspension_first_then_cooldown_then_mode(btc, quant, 
     assert request.status == "pending"
 
     # Suspension beats everything.
-    services.access_request_cancel(request=request)
+    services.access_request_cancel(request=request, actor=request.account)
     Grant.objects.update(status="revoked")
     quant.is_suspended = True
     quant.save()
@@ -86,7 +86,7 @@ def test_request_status_is_derived_from_its_items(btc, quant, ops, decisions, ex
         if decision == "refuse":
             services.access_request_refuse(request=request, frequencies=[frequency], actor=ops, reason="No")
     if "cancel" in decisions.values():
-        services.access_request_cancel(request=request)
+        services.access_request_cancel(request=request, actor=request.account)
     request.refresh_from_db()
     assert request.status == expected
 

@@ -59,7 +59,7 @@ def world(make_client: Callable[..., AccountClient], catalog: None, settings: An
 
     # The buyer: one webhook endpoint and one delivery to it.
     endpoint = webhook_services.endpoint_create(account=buyer.account, url=PUBLIC_URL, description="fixture")
-    delivery = webhook_services.endpoint_ping(endpoint=endpoint)
+    delivery = webhook_services.endpoint_ping(endpoint=endpoint, actor=None)
 
     return World(
         clients={"anonymous": APIClient(), "quant": quant, "ops": ops, "seller": seller, "buyer": buyer},

@@ -256,7 +256,7 @@ def test_de_authorising_a_buyer_while_deliveries_are_in_flight_answers_204_and_n
         stop, errors = threading.Event(), []
 
         def post_deal():
-            deal_services.deal_create(seller=seller.account, **_deal_fields())
+            deal_services.deal_create(seller=seller.account, **_deal_fields(), actor=seller.account)
             return Event.objects.filter(type="deal.created").latest("id")
 
         publishers = [_keep_publishing(post_deal, stop, errors) for _ in range(3)]

@@ -245,7 +245,7 @@ def endpoint_disable(*, endpoint: Endpoint, reason: str, actor: Actor = None, no
 
 
 @transaction.atomic
-def endpoint_ping(*, endpoint: Endpoint) -> Delivery:
+def endpoint_ping(*, endpoint: Endpoint, actor: Actor) -> Delivery:
     """Send a ``webhook.ping`` event to this endpoint alone, right away."""
     if not endpoint.enabled:
         raise Conflict("Enable the endpoint before pinging it.", code="endpoint_disabled")
@@ -256,5 +256,6 @@ def endpoint_ping(*, endpoint: Endpoint) -> Delivery:
         dispatched_at=now,
     )
     delivery = Delivery.objects.create(event=event, endpoint=endpoint, next_attempt_at=handed_off(now))
+    audit_log(obj=endpoint, action="pinged", actor=actor, message=f"{PING} {event.public_id} sent.", at=now)
     enqueue_on_commit("webhooks.tasks.delivery_send", delivery.pk)
     return delivery

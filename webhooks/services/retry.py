@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.actors import Actor
+from core.audit import audit_log
 from core.enqueue import enqueue_on_commit
 from core.errors import Conflict
 from webhooks.models import Delivery, DeliveryStatus, Endpoint
@@ -57,10 +58,11 @@ def handed_off(now: datetime) -> datetime:
 @transaction.atomic
 def delivery_redeliver(*, delivery: Delivery, actor: Actor) -> Delivery:
     """Send a delivery again now, with a fresh retry schedule and the same ``webhook-id``."""
-    delivery = Delivery.objects.select_for_update(of=("self",)).select_related("endpoint").get(pk=delivery.pk)
+    delivery = Delivery.objects.select_for_update(of=("self",)).select_related("endpoint", "event").get(pk=delivery.pk)
     if not delivery.endpoint.enabled:
         raise Conflict("The endpoint is disabled; enable it before redelivering.", code="endpoint_disabled")
     now = timezone.now()
+    was = delivery.status
     delivery.round_attempts = 0
     delivery.next_attempt_at = handed_off(now)
     in_flight = (
@@ -77,6 +79,14 @@ def delivery_redeliver(*, delivery: Delivery, actor: Actor) -> Delivery:
         enqueue_on_commit("webhooks.tasks.delivery_send", delivery.pk)
     delivery.save()
     logger.info("Webhook delivery %s redelivered by %s", delivery.pk, actor or "system")
+    audit_log(
+        obj=delivery,
+        action="redelivered",
+        actor=actor,
+        message=f"{delivery.event.type} {delivery.event.public_id} to {delivery.endpoint.url}: "
+        + ("in flight, its retry schedule starts again." if in_flight else f"was {was}, sent again now."),
+        at=now,
+    )
     return delivery
 
 
@@ -95,5 +105,11 @@ def deliveries_redeliver_failed(*, endpoint: Endpoint, since: datetime, actor: A
     )
     logger.info("%s failed deliveries of endpoint %s since %s redelivered by %s", count, endpoint.pk, since, actor)
     if count:
+        audit_log(
+            obj=endpoint,
+            action="failed deliveries redelivered",
+            actor=actor,
+            message=f"{count} failed deliveries created since {since:%Y-%m-%d %H:%M} UTC sent again.",
+        )
         enqueue_on_commit("webhooks.tasks.webhooks_sweep")
     return count
