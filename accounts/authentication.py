@@ -16,7 +16,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     """Reads ``Authorization: Api-Key <key>``; unknown, revoked or expired keys,
     inactive accounts and any other scheme (``Bearer``, a bare key) are refused with 401.
 
-    The key row comes from a per-process cache at most ``API_KEY_CACHE_SECONDS`` old (a
+    The key row comes from a per-process cache at most ``API_KEY_CACHE_TTL`` old (a
     revoked key is refused within that time everywhere, at once where it was revoked); the
     SHA-512 check and the expiry check run on every request. ``last_used_at`` is written at
     most once a minute per key."""
@@ -48,6 +48,17 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return KEYWORD
+
+
+def request_account(request: Request) -> Account:
+    """The account calling the API: the one way views get it, typed.
+
+    Every API view but the public catalog requires authentication, and API keys authenticate
+    accounts only, so an authenticated request always carries one."""
+    account = request.user
+    if not isinstance(account, Account):
+        raise exceptions.NotAuthenticated()
+    return account
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):

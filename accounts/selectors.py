@@ -37,13 +37,13 @@ def accounts_with_role(*, role: str) -> QuerySet[Account]:
 
 def api_key_for_authentication(*, prefix: str) -> AccountAPIKey | None:
     """The unrevoked key with ``prefix`` and its account, as the database had it at most
-    ``API_KEY_CACHE_SECONDS`` ago in this process (0: always read now).
+    ``API_KEY_CACHE_TTL`` ago in this process (zero: always read now).
 
     A key revoked or an account deactivated elsewhere is refused by every process within
     that time; in the process that made the change, at once (see ``api_key_cache_forget``).
     Only keys that exist are kept, so unknown prefixes cannot grow the cache.
     """
-    ttl = settings.API_KEY_CACHE_SECONDS
+    ttl = settings.API_KEY_CACHE_TTL.total_seconds()
     now = time.monotonic()
     entry = _api_keys.get(prefix)
     if entry is not None and now - entry[0] < ttl:

@@ -1,4 +1,4 @@
-"""The public catalog's answers, kept per process for ``CATALOG_CACHE_SECONDS``.
+"""The public catalog's answers, kept per process for ``CATALOG_CACHE_TTL``.
 
 The catalog changes a few times a day (an approval mode, the daily market cap) and is read
 by everyone, so each process keeps the answer it built, with its ETag, for a few seconds.
@@ -23,7 +23,7 @@ _MAX = 1_000
 
 def catalog_answer(key: str, build: Callable[[], Any]) -> tuple[Any, str]:
     """The data for ``key`` (built by ``build`` when not kept or too old) and its strong ETag."""
-    ttl = settings.CATALOG_CACHE_SECONDS
+    ttl = settings.CATALOG_CACHE_TTL.total_seconds()
     now = time.monotonic()
     kept = _answers.get(key)
     if kept is not None and now - kept[0] < ttl:

@@ -11,7 +11,3 @@ def datasets_with_frequencies() -> QuerySet[Dataset]:
 def dataset_get(*, symbol: str) -> Dataset:
     """The dataset with ``symbol`` (case-insensitive) and its frequencies, or 404."""
     return get_object_or_404(datasets_with_frequencies(), symbol=symbol.upper())
-
-
-def dataset_frequency_get(*, dataset: Dataset, frequency: str) -> DatasetFrequency | None:
-    return next((f for f in dataset.frequencies.all() if f.frequency == frequency), None)

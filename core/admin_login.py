@@ -45,12 +45,12 @@ def throttled_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
             failures = 0  # the cache is down: logins still work, unthrottled
         if failures >= settings.ADMIN_LOGIN_MAX_FAILURES:
             response = HttpResponse("Too many failed logins. Try again later.", status=429, content_type="text/plain")
-            response["Retry-After"] = str(settings.ADMIN_LOGIN_WINDOW)
+            response["Retry-After"] = str(int(settings.ADMIN_LOGIN_WINDOW.total_seconds()))
             return response
         response = view(request, *args, **kwargs)
         if response.status_code == 200:  # the form came back: the login failed
             with contextlib.suppress(*CACHE_ERRORS):
-                cache.add(key, 0, settings.ADMIN_LOGIN_WINDOW)
+                cache.add(key, 0, int(settings.ADMIN_LOGIN_WINDOW.total_seconds()))
                 cache.incr(key)
         return response
 

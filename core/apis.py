@@ -3,7 +3,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.http import Http404
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
 from rest_framework.exceptions import NotAcceptable
@@ -18,6 +18,9 @@ from core.errors import PROBLEM_CONTENT_TYPE, RETRY_AFTER_UNAVAILABLE, problem
 _status_serializer = inline_serializer("HealthStatus", {"status": serializers.CharField()})
 
 
+@extend_schema_view(
+    get=extend_schema(responses={200: _status_serializer}, tags=["health"]),
+)
 class HealthApi(APIView):
     """Liveness: the process is up and serving requests."""
 
@@ -25,7 +28,6 @@ class HealthApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes: list = []  # probes from load balancers must never be refused
 
-    @extend_schema(responses={200: _status_serializer}, tags=["health"])
     def get(self, request: Request) -> Response:
         return Response({"status": "ok"})
 
@@ -53,6 +55,15 @@ def _check_broker() -> str | None:
     return None
 
 
+@extend_schema_view(
+    get=extend_schema(
+        responses={
+            200: _status_serializer,
+            503: OpenApiResponse(description="Problem `dependency_unavailable`; `checks` names what failed."),
+        },
+        tags=["health"],
+    ),
+)
 class ReadinessApi(APIView):
     """Readiness: the database and the broker answer."""
 
@@ -60,13 +71,6 @@ class ReadinessApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes: list = []  # probes from load balancers must never be refused
 
-    @extend_schema(
-        responses={
-            200: _status_serializer,
-            503: OpenApiResponse(description="Problem `dependency_unavailable`; `checks` names what failed."),
-        },
-        tags=["health"],
-    )
     def get(self, request: Request) -> Response:
         checks: dict[str, Any] = {"database": _check_database(), "broker": _check_broker()}
         failing = sorted(name for name, error in checks.items() if error)

@@ -74,12 +74,6 @@ class NotFound(ProblemError):
     default_detail = "Not found."
 
 
-class Forbidden(ProblemError):
-    status_code = status.HTTP_403_FORBIDDEN
-    default_code = "permission_denied"
-    default_detail = "You do not have permission to perform this action."
-
-
 class FieldError(ProblemError):
     """A business-rule violation on one field of the input, answered as a 400."""
 

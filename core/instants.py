@@ -47,16 +47,6 @@ def instant_parse(value: str) -> datetime:
     return moment
 
 
-def instant_param(value: str, field: str) -> datetime:
-    """A query parameter as an instant; a malformed one is a 400 naming ``field``."""
-    from core.errors import FieldError
-
-    try:
-        return instant_parse(value)
-    except InstantError as exc:
-        raise FieldError(field, str(exc)) from None
-
-
 @extend_schema_field({"type": "string", "format": "date-time"})
 class InstantField(serializers.DateTimeField):
     """A body field read with :func:`instant_parse`, written as ISO 8601 UTC."""

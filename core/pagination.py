@@ -18,16 +18,24 @@ from rest_framework.request import Request
 from core.errors import FieldError
 
 
-def page_size_parse(request: Request, *, default: int, maximum: int) -> int:
-    """The page size a request asks for, under the one rule every list follows."""
-    raw = request.query_params.get("page_size")
-    if raw is None:
-        return default
+def page_size_value(raw: str, *, maximum: int) -> int:
+    """A ``page_size`` as sent, under the one rule every list follows; ``ValueError`` says what is wrong."""
     text = raw.strip()
     size = int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else 0
     if not 1 <= size <= maximum:
-        raise FieldError("page_size", f"Must be a whole number from 1 to {maximum}.")
+        raise ValueError(f"Must be a whole number from 1 to {maximum}.")
     return size
+
+
+def page_size_parse(request: Request, *, default: int, maximum: int) -> int:
+    """The page size a request asks for (``default`` when it asks for none)."""
+    raw = request.query_params.get("page_size")
+    if raw is None:
+        return default
+    try:
+        return page_size_value(raw, maximum=maximum)
+    except ValueError as exc:
+        raise FieldError("page_size", str(exc)) from None
 
 
 CURSOR_MESSAGE = "Not a cursor this endpoint issued; follow the 'next' link as given."

@@ -6,14 +6,14 @@ from uuid import UUID
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Account
+from accounts.authentication import request_account
 from accounts.permissions import IsBuyer, IsSeller, IsSellerOrBuyer
 from core.pagination import CursorPagination
 from deals import selectors, services
@@ -109,6 +109,16 @@ _LOCATION = OpenApiParameter(
 )
 
 
+@extend_schema_view(
+    get=extend_schema(tags=["deals"]),
+    post=extend_schema(
+        request=DealInputSerializer,
+        parameters=[_ETAG_RESPONSE, _LOCATION],
+        responses={201: DealOutputSerializer},
+        tags=["deals"],
+        description="Post a deal. `seller` is your own ref or omitted. Answers with an `ETag`.",
+    ),
+)
 class DealListCreateApi(generics.ListAPIView):
     """Sellers list their own deals and post new ones; buyers list the deals of sellers who authorised them."""
 
@@ -122,11 +132,9 @@ class DealListCreateApi(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[Deal, Any]:
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return Deal.objects.none()
-        account = self.request.user
-        assert isinstance(account, Account)
+        account = request_account(self.request)
         return selectors.deal_rows_visible(account=account)
 
-    @extend_schema(tags=["deals"])
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # Plain rows in, wire dicts out: no model instance or serializer per deal.
         queryset = self.get_queryset()
@@ -137,42 +145,21 @@ class DealListCreateApi(generics.ListAPIView):
         items = selectors.deal_items_by_deal(deal_ids=[row["id"] for row in page])
         return self.get_paginated_response(deal_wire_rows(page, items))
 
-    @extend_schema(
-        request=DealInputSerializer,
-        parameters=[_ETAG_RESPONSE, _LOCATION],
-        responses={201: DealOutputSerializer},
-        tags=["deals"],
-        description="Post a deal. `seller` is your own ref or omitted. Answers with an `ETag`.",
-    )
     def post(self, request: Request) -> Response:
         data = _validated(DealInputSerializer, request.data)
-        account = request.user
-        assert isinstance(account, Account)
+        account = request_account(request)
         deal = services.deal_create(seller=account, seller_ref=data.pop("seller", None), **data, actor=account)
         return _deal_response(deal, status.HTTP_201_CREATED, Location=f"/api/v1/deals/{deal.public_id}")
 
 
-class DealDetailApi(APIView):
-    def get_permissions(self) -> list[BasePermission]:
-        return [IsSeller()] if self.request.method == "PATCH" else [IsSellerOrBuyer()]
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         parameters=[_IF_NONE_MATCH, _ETAG_RESPONSE],
         responses={200: DealOutputSerializer, 304: OpenApiResponse(description="Not modified (If-None-Match)")},
         tags=["deals"],
         description="A deal you own or whose seller authorised you; any other id is 404.",
-    )
-    def get(self, request: Request, deal_id: UUID) -> Response:
-        account = request.user
-        assert isinstance(account, Account)
-        row = selectors.deal_row_get_visible(account=account, deal_id=deal_id)
-        etag = deal_row_etag(row)
-        if _none_match(request.headers.get("If-None-Match"), etag):
-            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
-        items = selectors.deal_items_by_deal(deal_ids=[row["id"]])
-        return Response(deal_wire_rows([row], items)[0], headers={"ETag": etag})
-
-    @extend_schema(
+    ),
+    patch=extend_schema(
         request=DealInputSerializer,
         parameters=[_IF_MATCH, _ETAG_RESPONSE],
         responses={
@@ -188,11 +175,24 @@ class DealDetailApi(APIView):
             "Change your own deal: any subset of fields, `items` replaced whole. "
             "A change that changes nothing keeps the version and publishes nothing."
         ),
-    )
+    ),
+)
+class DealDetailApi(APIView):
+    def get_permissions(self) -> list[BasePermission]:
+        return [IsSeller()] if self.request.method == "PATCH" else [IsSellerOrBuyer()]
+
+    def get(self, request: Request, deal_id: UUID) -> Response:
+        account = request_account(request)
+        row = selectors.deal_row_get_visible(account=account, deal_id=deal_id)
+        etag = deal_row_etag(row)
+        if _none_match(request.headers.get("If-None-Match"), etag):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+        items = selectors.deal_items_by_deal(deal_ids=[row["id"]])
+        return Response(deal_wire_rows([row], items)[0], headers={"ETag": etag})
+
     def patch(self, request: Request, deal_id: UUID) -> Response:
         data = _validated(DealInputSerializer, request.data, partial=True)
-        account = request.user
-        assert isinstance(account, Account)
+        account = request_account(request)
         deal, _ = services.deal_update(
             seller=account,
             deal_id=deal_id,
@@ -203,6 +203,19 @@ class DealDetailApi(APIView):
         return _deal_response(deal)
 
 
+@extend_schema_view(
+    get=extend_schema(tags=["deals"]),
+    post=extend_schema(
+        request=AuthorizedBuyerInputSerializer,
+        responses={
+            201: AuthorizedBuyerOutputSerializer,
+            200: AuthorizedBuyerOutputSerializer,
+        },
+        tags=["deals"],
+        description="Authorise a buyer: 201 when new, 200 when it already was. Any ref that is not a buyer's "
+        "(unknown, or another role) gets the same 400 naming `buyer`, so the answer tells nothing about it.",
+    ),
+)
 class AuthorizedBuyerListCreateApi(generics.ListAPIView):
     """The buyers you (a seller) let see your deals and receive their events."""
 
@@ -212,28 +225,12 @@ class AuthorizedBuyerListCreateApi(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[BuyerAuthorization]:
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return BuyerAuthorization.objects.none()
-        account = self.request.user
-        assert isinstance(account, Account)
+        account = request_account(self.request)
         return selectors.authorization_list_for_seller(seller=account)
 
-    @extend_schema(tags=["deals"])
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
-
-    @extend_schema(
-        request=AuthorizedBuyerInputSerializer,
-        responses={
-            201: AuthorizedBuyerOutputSerializer,
-            200: AuthorizedBuyerOutputSerializer,
-        },
-        tags=["deals"],
-        description="Authorise a buyer: 201 when new, 200 when it already was. Any ref that is not a buyer's "
-        "(unknown, or another role) gets the same 400 naming `buyer`, so the answer tells nothing about it.",
-    )
     def post(self, request: Request) -> Response:
         data = _validated(AuthorizedBuyerInputSerializer, request.data)
-        account = request.user
-        assert isinstance(account, Account)
+        account = request_account(request)
         authorization, created = services.authorization_create_by_ref(
             seller=account, buyer_ref=data["buyer"], actor=account
         )
@@ -243,17 +240,18 @@ class AuthorizedBuyerListCreateApi(generics.ListAPIView):
         )
 
 
-class AuthorizedBuyerDeleteApi(APIView):
-    permission_classes = [IsSeller]
-
-    @extend_schema(
+@extend_schema_view(
+    delete=extend_schema(
         responses={204: None},
         tags=["deals"],
         description="De-authorise a buyer: it stops seeing your deals and receiving their events at once.",
-    )
+    ),
+)
+class AuthorizedBuyerDeleteApi(APIView):
+    permission_classes = [IsSeller]
+
     def delete(self, request: Request, ref: str) -> Response:
-        account = request.user
-        assert isinstance(account, Account)
+        account = request_account(request)
         services.authorization_delete(seller=account, buyer_ref=ref, actor=account)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -268,6 +266,5 @@ class AuthorizedSellerListApi(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[BuyerAuthorization]:
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return BuyerAuthorization.objects.none()
-        account = self.request.user
-        assert isinstance(account, Account)
+        account = request_account(self.request)
         return selectors.authorization_list_for_buyer(buyer=account)

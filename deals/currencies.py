@@ -42,11 +42,6 @@ MINOR_UNITS: dict[str, int] = {
 CURRENCY_CODES = frozenset(MINOR_UNITS)
 
 
-def minor_unit(currency: str) -> int:
-    """Digits after the decimal point in ``currency`` (2 for GBP, 0 for JPY, 3 for KWD)."""
-    return MINOR_UNITS[currency]
-
-
 def quantum(currency: str) -> Decimal:
     """The smallest amount of ``currency``: Decimal('0.01') for GBP, Decimal('1') for JPY."""
     try:

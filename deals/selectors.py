@@ -16,18 +16,9 @@ from core.errors import NotFound
 from deals.models import BuyerAuthorization, Deal, DealItem
 
 
-def deal_list_visible(*, account: Account) -> QuerySet[Deal]:
-    """A seller's own deals; a buyer's authorising sellers' deals; nothing for anyone else."""
-    deals = Deal.objects.select_related("seller").prefetch_related("items")
-    if account.role == Role.SELLER:
-        return deals.filter(seller=account)
-    if account.role == Role.BUYER:
-        return deals.filter(seller_id__in=BuyerAuthorization.objects.filter(buyer=account).values("seller_id"))
-    return deals.none()
-
-
 def deal_rows_visible(*, account: Account) -> QuerySet[Deal, dict[str, Any]]:
-    """The deals ``account`` may see as plain rows (``deals.wire.DEAL_ROW_FIELDS``), for lists."""
+    """The deals ``account`` may see, as plain rows (``deals.wire.DEAL_ROW_FIELDS``), for lists: a
+    seller's own deals; a buyer's authorising sellers' deals; nothing for anyone else."""
     from deals.wire import DEAL_ROW_FIELDS
 
     deals = Deal.objects.values(*DEAL_ROW_FIELDS)
@@ -82,7 +73,8 @@ def _deal_row_sql(role: str) -> str | None:
 
 
 def deal_row_get_visible(*, account: Account, deal_id: UUID) -> dict[str, Any]:
-    """:func:`deal_get_visible` as a plain row (``deals.wire.DEAL_ROW_FIELDS``), for reads.
+    """The deal if ``account`` may see it, else 404 (never 403: others' deals do not exist for
+    you), as a plain row (``deals.wire.DEAL_ROW_FIELDS``), for reads.
 
     On PostgreSQL one fixed statement (no query building per request); the same rows as
     :func:`deal_rows_visible`."""
@@ -102,14 +94,6 @@ def deal_row_get_visible(*, account: Account, deal_id: UUID) -> dict[str, Any]:
     return row
 
 
-def deal_get_visible(*, account: Account, deal_id: UUID) -> Deal:
-    """The deal if ``account`` may see it, else 404 (never 403: others' deals do not exist for you)."""
-    deal = deal_list_visible(account=account).filter(public_id=deal_id).first()
-    if deal is None:
-        raise NotFound("No deal with this id is visible to you.")
-    return deal
-
-
 def authorized_buyer_ids(*, seller: Account) -> QuerySet[BuyerAuthorization, int]:
     """Active buyers ``seller`` has authorised: the audience of its deal events."""
     return BuyerAuthorization.objects.filter(seller=seller, buyer__is_active=True).values_list("buyer_id", flat=True)
@@ -121,10 +105,6 @@ def authorization_list_for_seller(*, seller: Account) -> QuerySet[BuyerAuthoriza
 
 def authorization_list_for_buyer(*, buyer: Account) -> QuerySet[BuyerAuthorization]:
     return BuyerAuthorization.objects.filter(buyer=buyer).select_related("seller")
-
-
-def buyer_is_authorized(*, seller_ref: str, buyer_id: int) -> bool:
-    return BuyerAuthorization.objects.filter(seller__ref=seller_ref, buyer_id=buyer_id).exists()
 
 
 def deal_event_audience_check(event_type: str, data: dict[str, Any], account_ids: Collection[int]) -> set[int]:

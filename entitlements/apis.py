@@ -3,12 +3,13 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import request_account
 from accounts.permissions import IsOps, IsQuant
 from accounts.selectors import account_get
 from catalog.selectors import dataset_get
@@ -52,6 +53,14 @@ _409_grant = OpenApiResponse(description="grant_not_active: the grant is expired
 
 
 @extend_schema(tags=["entitlements"])
+@extend_schema_view(
+    post=extend_schema(
+        request=AccessRequestCreateInputSerializer,
+        responses={201: AccessRequestOutputSerializer, 400: _400, 404: _404, 409: _409_create},
+        description="Ask for one dataset at one or more frequencies. The answer shows each item after the "
+        "auto-decision policy ran: approved or refused automatically (with the rule), or pending for Ops.",
+    ),
+)
 class AccessRequestListCreateApi(generics.ListAPIView):
     """The caller's own access requests, newest first."""
 
@@ -60,20 +69,16 @@ class AccessRequestListCreateApi(generics.ListAPIView):
     pagination_class = CursorPagination
 
     def get_queryset(self) -> QuerySet[AccessRequest]:
-        return selectors.access_request_list(account=self.request.user)  # type: ignore[arg-type]
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return AccessRequest.objects.none()
+        return selectors.access_request_list(account=request_account(self.request))
 
-    @extend_schema(
-        request=AccessRequestCreateInputSerializer,
-        responses={201: AccessRequestOutputSerializer, 400: _400, 404: _404, 409: _409_create},
-        description="Ask for one dataset at one or more frequencies. The answer shows each item after the "
-        "auto-decision policy ran: approved or refused automatically (with the rule), or pending for Ops.",
-    )
     def post(self, request: Request) -> Response:
         serializer = AccessRequestCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         access_request = services.access_request_create(
-            account=request.user,  # type: ignore[arg-type]
+            account=request_account(request),
             dataset=dataset_get(symbol=data["dataset"]),
             frequencies=data["frequencies"],
             reason=data["reason"],
@@ -82,26 +87,30 @@ class AccessRequestListCreateApi(generics.ListAPIView):
         return Response(AccessRequestOutputSerializer(access_request).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(
+    get=extend_schema(responses={200: AccessRequestOutputSerializer, 404: _404}, tags=["entitlements"]),
+)
 class AccessRequestDetailApi(APIView):
     permission_classes = [IsQuant]
 
-    @extend_schema(responses={200: AccessRequestOutputSerializer, 404: _404}, tags=["entitlements"])
     def get(self, request: Request, request_id: int) -> Response:
-        access_request = selectors.access_request_get(request_id=request_id, account=request.user)  # type: ignore[arg-type]
+        access_request = selectors.access_request_get(request_id=request_id, account=request_account(request))
         return Response(AccessRequestOutputSerializer(access_request).data)
 
 
-class AccessRequestCancelApi(APIView):
-    permission_classes = [IsQuant]
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         request=None,
         responses={200: AccessRequestOutputSerializer, 404: _404, 409: OpenApiResponse(description="nothing_pending")},
         tags=["entitlements"],
         description="Withdraw every item of your request that is still pending.",
-    )
+    ),
+)
+class AccessRequestCancelApi(APIView):
+    permission_classes = [IsQuant]
+
     def post(self, request: Request, request_id: int) -> Response:
-        access_request = selectors.access_request_get(request_id=request_id, account=request.user)  # type: ignore[arg-type]
+        access_request = selectors.access_request_get(request_id=request_id, account=request_account(request))
         services.access_request_cancel(request=access_request, actor=access_request.account)
         access_request = selectors.access_request_get(request_id=request_id)
         return Response(AccessRequestOutputSerializer(access_request).data)
@@ -116,14 +125,16 @@ class EntitlementListApi(generics.ListAPIView):
     pagination_class = CursorPagination
 
     def get_queryset(self) -> QuerySet[Grant, Any]:
-        return selectors.account_entitlement_rows(account=self.request.user)  # type: ignore[arg-type]
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return Grant.objects.none()
+        return selectors.account_entitlement_rows(account=request_account(self.request))
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # Plain rows in, the serializer's dicts out, without a model instance per grant; a first
         # page on PostgreSQL from one fixed statement.
         rows: Any = self.get_queryset()
         if connection.vendor == "postgresql" and request.query_params.get("cursor") is None:
-            rows = selectors.AccountEntitlementRowsNewestFirst(account=request.user)  # type: ignore[arg-type]
+            rows = selectors.AccountEntitlementRowsNewestFirst(account=request_account(request))
         page = self.paginate_queryset(rows)
         assert page is not None
         return self.get_paginated_response(
@@ -157,24 +168,28 @@ class OpsAccessRequestListApi(generics.ListAPIView):
         return selectors.access_request_list()
 
 
+@extend_schema_view(
+    get=extend_schema(responses={200: OpsAccessRequestOutputSerializer, 404: _404}, tags=["ops"]),
+)
 class OpsAccessRequestDetailApi(APIView):
     permission_classes = [IsOps]
 
-    @extend_schema(responses={200: OpsAccessRequestOutputSerializer, 404: _404}, tags=["ops"])
     def get(self, request: Request, request_id: int) -> Response:
         return Response(OpsAccessRequestOutputSerializer(selectors.access_request_get(request_id=request_id)).data)
 
 
-class OpsAccessRequestApproveApi(APIView):
-    permission_classes = [IsOps]
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         request=AccessRequestApproveInputSerializer,
         responses={200: OpsAccessRequestOutputSerializer, 400: _400, 404: _404, 409: _409_decide},
         tags=["ops"],
         description="Approve the pending items at `frequencies` (all pending items when left out); "
         "`expires_at` or `trial_days` makes the grants a trial.",
-    )
+    ),
+)
+class OpsAccessRequestApproveApi(APIView):
+    permission_classes = [IsOps]
+
     def post(self, request: Request, request_id: int) -> Response:
         access_request = selectors.access_request_get(request_id=request_id)
         serializer = AccessRequestApproveInputSerializer(data=request.data)
@@ -183,22 +198,24 @@ class OpsAccessRequestApproveApi(APIView):
         services.access_request_approve(
             request=access_request,
             frequencies=data["frequencies"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=request_account(request),
             expires_at=services.grant_expiry_resolve(expires_at=data["expires_at"], trial_days=data["trial_days"]),
             note=data["note"],
         )
         return Response(OpsAccessRequestOutputSerializer(selectors.access_request_get(request_id=request_id)).data)
 
 
-class OpsAccessRequestRefuseApi(APIView):
-    permission_classes = [IsOps]
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         request=AccessRequestRefuseInputSerializer,
         responses={200: OpsAccessRequestOutputSerializer, 400: _400, 404: _404, 409: _409_decide},
         tags=["ops"],
         description="Refuse the pending items at `frequencies` (all pending items when left out), saying why.",
-    )
+    ),
+)
+class OpsAccessRequestRefuseApi(APIView):
+    permission_classes = [IsOps]
+
     def post(self, request: Request, request_id: int) -> Response:
         access_request = selectors.access_request_get(request_id=request_id)
         serializer = AccessRequestRefuseInputSerializer(data=request.data)
@@ -207,13 +224,20 @@ class OpsAccessRequestRefuseApi(APIView):
         services.access_request_refuse(
             request=access_request,
             frequencies=data["frequencies"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=request_account(request),
             reason=data["reason"],
         )
         return Response(OpsAccessRequestOutputSerializer(selectors.access_request_get(request_id=request_id)).data)
 
 
 @extend_schema(tags=["ops"])
+@extend_schema_view(
+    post=extend_schema(
+        request=GrantCreateInputSerializer,
+        responses={201: GrantDetailOutputSerializer, 400: _400, 404: _404, 409: _409_create},
+        description="Give a quant access directly; `expires_at` or `trial_days` makes it a trial.",
+    ),
+)
 class OpsGrantListCreateApi(generics.ListAPIView):
     """Grants, newest first, filterable by account ref, dataset, frequency and effective status."""
 
@@ -225,11 +249,6 @@ class OpsGrantListCreateApi(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[Grant]:
         return selectors.grant_list()
 
-    @extend_schema(
-        request=GrantCreateInputSerializer,
-        responses={201: GrantDetailOutputSerializer, 400: _400, 404: _404, 409: _409_create},
-        description="Give a quant access directly; `expires_at` or `trial_days` makes it a trial.",
-    )
     def post(self, request: Request) -> Response:
         serializer = GrantCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -238,7 +257,7 @@ class OpsGrantListCreateApi(generics.ListAPIView):
             account=account_get(ref=data["account"]),
             dataset=dataset_get(symbol=data["dataset"]),
             frequency=data["frequency"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=request_account(request),
             expires_at=services.grant_expiry_resolve(expires_at=data["expires_at"], trial_days=data["trial_days"]),
             note=data["note"],
         )
@@ -247,19 +266,21 @@ class OpsGrantListCreateApi(generics.ListAPIView):
         )
 
 
-class OpsGrantDetailApi(APIView):
-    permission_classes = [IsOps]
-
-    @extend_schema(responses={200: GrantDetailOutputSerializer, 404: _404}, tags=["ops"])
-    def get(self, request: Request, grant_id: int) -> Response:
-        return Response(GrantDetailOutputSerializer(selectors.grant_get(grant_id=grant_id)).data)
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(responses={200: GrantDetailOutputSerializer, 404: _404}, tags=["ops"]),
+    patch=extend_schema(
         request=GrantUpdateInputSerializer,
         responses={200: GrantDetailOutputSerializer, 400: _400, 404: _404, 409: _409_grant},
         tags=["ops"],
         description="Extend or shorten a grant in force: a new future `expires_at`, or null for permanent.",
-    )
+    ),
+)
+class OpsGrantDetailApi(APIView):
+    permission_classes = [IsOps]
+
+    def get(self, request: Request, grant_id: int) -> Response:
+        return Response(GrantDetailOutputSerializer(selectors.grant_get(grant_id=grant_id)).data)
+
     def patch(self, request: Request, grant_id: int) -> Response:
         grant = selectors.grant_get(grant_id=grant_id)
         serializer = GrantUpdateInputSerializer(data=request.data)
@@ -267,28 +288,30 @@ class OpsGrantDetailApi(APIView):
         services.grant_update_expiry(
             grant=grant,
             expires_at=serializer.validated_data["expires_at"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=request_account(request),
             reason=serializer.validated_data["reason"],
         )
         return Response(GrantDetailOutputSerializer(selectors.grant_get(grant_id=grant_id)).data)
 
 
-class OpsGrantRevokeApi(APIView):
-    permission_classes = [IsOps]
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         request=GrantRevokeInputSerializer,
         responses={200: GrantDetailOutputSerializer, 400: _400, 404: _404, 409: _409_grant},
         tags=["ops"],
         description="End a grant in force now; the quant loses access at once and is told why.",
-    )
+    ),
+)
+class OpsGrantRevokeApi(APIView):
+    permission_classes = [IsOps]
+
     def post(self, request: Request, grant_id: int) -> Response:
         grant = selectors.grant_get(grant_id=grant_id)
         serializer = GrantRevokeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.grant_revoke(
             grant=grant,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=request_account(request),
             reason=serializer.validated_data["reason"],
         )
         return Response(GrantDetailOutputSerializer(selectors.grant_get(grant_id=grant_id)).data)

@@ -4,7 +4,7 @@ Rules run in this order; the first that matches decides (docs/entitlements.md):
 
 1. ``account_suspended``: the account is suspended -> refused.
 2. ``refusal_cooldown``: Ops refused the same account x dataset x frequency less than
-   ``ENTITLEMENTS_REFUSAL_COOLDOWN`` hours ago -> refused.
+   ``ENTITLEMENTS_REFUSAL_COOLDOWN`` ago -> refused.
 3. ``auto_approve``: the dataset frequency's approval mode is auto-approve -> approved
    (a permanent grant).
 4. ``manual_review``: everything else -> pending, and Ops are notified.
@@ -41,7 +41,7 @@ class Decision:
 
 
 def refusal_cooldown() -> timedelta:
-    return timedelta(hours=settings.ENTITLEMENTS_REFUSAL_COOLDOWN)
+    return settings.ENTITLEMENTS_REFUSAL_COOLDOWN
 
 
 def access_item_decide(*, account: Account, offer: DatasetFrequency, now: datetime) -> Decision:

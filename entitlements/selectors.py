@@ -96,16 +96,11 @@ def grant_get(*, grant_id: int) -> Grant:
     return grant
 
 
-def account_grants_in_force(*, account: Account) -> QuerySet[Grant]:
-    """What ``account`` may read right now."""
-    return grants_in_force().filter(account=account).select_related("dataset", "account", "item")
-
-
 ENTITLEMENT_ROW_FIELDS = ("id", "dataset__symbol", "frequency", "starts_at", "expires_at", "item__request_id")
 
 
 def account_entitlement_rows(*, account: Account) -> QuerySet[Grant, dict[str, Any]]:
-    """:func:`account_grants_in_force` as plain rows (``ENTITLEMENT_ROW_FIELDS``), for the list."""
+    """The grants ``account`` may read right now, as plain rows (``ENTITLEMENT_ROW_FIELDS``), for the list."""
     return grants_in_force().filter(account=account).values(*ENTITLEMENT_ROW_FIELDS)
 
 

@@ -9,7 +9,6 @@ instances and no serializer per row.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -21,7 +20,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.http import parse_etags
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import BaseRenderer
@@ -29,14 +28,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Account
+from accounts.authentication import request_account
 from accounts.permissions import IsQuant
 from catalog.cache import catalog_answer
 from catalog.models import Dataset, Frequency
 from catalog.selectors import dataset_get
-from core.errors import FieldError, ServiceUnavailable
-from core.instants import EARLIEST, LATEST, instant_param
-from core.pagination import CursorPagination, PageNumberPagination, page_size_parse
+from core.errors import ServiceUnavailable
+from core.pagination import CursorPagination, PageNumberPagination
 from core.renderers import JSONRenderer
 from entitlements.selectors import grant_require
 from pricing import selectors, services
@@ -44,16 +42,12 @@ from pricing.selectors import PricePage, iso_utc
 from pricing.serializers import (
     DatasetOutputSerializer,
     MarketCapOutputSerializer,
+    MarketCapQuerySerializer,
     PricePageSerializer,
+    PriceQuerySerializer,
     ProblemSerializer,
 )
 
-# Defaults when ``start`` is absent: the window before ``end`` a request covers.
-DEFAULT_WINDOW = {
-    Frequency.HOUR: timedelta(days=30),
-    Frequency.DAY: timedelta(days=365),
-    Frequency.MONTH: timedelta(days=5 * 365 + 1),
-}
 TINY = timedelta(microseconds=1)
 
 
@@ -79,17 +73,6 @@ def _cursor_encode(after: datetime) -> str:
     return base64.urlsafe_b64encode(iso_utc(after).encode()).decode().rstrip("=")
 
 
-def _cursor_decode(value: str) -> datetime:
-    try:
-        text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        moment = datetime.fromisoformat(text)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise FieldError("cursor", "Not a cursor this endpoint issued; follow the 'next' link as given.") from None
-    if moment.tzinfo is None or not EARLIEST <= moment <= LATEST:
-        raise FieldError("cursor", "Not a cursor this endpoint issued; follow the 'next' link as given.")
-    return moment.astimezone(UTC)
-
-
 _PROBLEMS = {
     400: OpenApiResponse(ProblemSerializer, description="validation_error: a parameter is malformed (named)"),
     401: OpenApiResponse(ProblemSerializer, description="not_authenticated / authentication_failed"),
@@ -98,13 +81,8 @@ _PROBLEMS = {
 }
 
 
-class DatasetPricesApi(APIView):
-    """USD price history of a dataset at one frequency, for quants entitled to it."""
-
-    permission_classes = [IsAuthenticated, IsQuant]
-    renderer_classes = [JSONRenderer, CSVRenderer]
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         operation_id="dataset_prices",
         tags=["pricing"],
         summary="Price history (JSON or CSV)",
@@ -164,32 +142,27 @@ class DatasetPricesApi(APIView):
                 ProblemSerializer, description="price_source_unavailable: the source failed and nothing is stored"
             ),
         },
-    )
-    def get(self, request: Request, symbol: str) -> HttpResponse:
-        params = request.query_params
-        dataset = dataset_get(symbol=symbol)
-        frequency = params.get("frequency", "")
-        offered = [f.frequency for f in dataset.frequencies.all()]
-        if not frequency:
-            raise FieldError("frequency", f"Required; {dataset.symbol} offers {', '.join(offered)}.")
-        if frequency not in offered:
-            raise FieldError(
-                "frequency", f"{dataset.symbol} does not offer '{frequency}'; it offers {', '.join(offered)}."
-            )
-        fmt = params.get("format") or request.accepted_renderer.format
-        if fmt not in ("json", "csv"):
-            raise FieldError("format", "Must be 'json' or 'csv'.")
-        account = request.user
-        assert isinstance(account, Account)
-        grant_require(account=account, dataset=dataset, frequency=frequency)
+    ),
+)
+class DatasetPricesApi(APIView):
+    """USD price history of a dataset at one frequency, for quants entitled to it."""
 
+    permission_classes = [IsAuthenticated, IsQuant]
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    def get(self, request: Request, symbol: str) -> HttpResponse:
+        dataset = dataset_get(symbol=symbol)
         now = timezone.now()
-        end = instant_param(params["end"], "end") if params.get("end") else now
-        start = instant_param(params["start"], "start") if params.get("start") else end - DEFAULT_WINDOW[frequency]
-        if start >= end:
-            raise FieldError("start", "Must be before end.")
-        page_size = page_size_parse(request, default=settings.PRICE_PAGE_SIZE, maximum=settings.PRICE_MAX_PAGE_SIZE)
-        after = _cursor_decode(params["cursor"]) if params.get("cursor") else None
+        params = PriceQuerySerializer.read(
+            request, symbol=dataset.symbol, offered=[f.frequency for f in dataset.frequencies.all()], now=now
+        )
+        # What the caller must be entitled to is checked first, then the range and the paging.
+        params.raise_first(among=("frequency", "format"))
+        frequency, fmt = params.values["frequency"], params.values["format"]
+        grant_require(account=request_account(request), dataset=dataset, frequency=frequency)
+        params.raise_first()
+        start, end = params.validated_data["start"], params.validated_data["end"]
+        page_size, after = params.validated_data["page_size"], params.validated_data["cursor"]
         from_ = max(start, after + TINY) if after is not None else start
 
         ensured = services.prices_ensure_stored(dataset=dataset, frequency=frequency, start=from_, end=end, now=now)
@@ -313,15 +286,8 @@ class MarketCapPagination(CursorPagination):
     ordering = "date"
 
 
-class DatasetMarketCapsApi(generics.ListAPIView):
-    """Daily market-cap snapshots of a dataset, oldest first, for quants with any grant in force on it."""
-
-    permission_classes = [IsAuthenticated, IsQuant]
-    serializer_class = MarketCapOutputSerializer
-    pagination_class = MarketCapPagination
-    filter_backends: list = []
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         operation_id="dataset_market_caps",
         tags=["pricing"],
         parameters=[
@@ -333,20 +299,21 @@ class DatasetMarketCapsApi(generics.ListAPIView):
             OpenApiParameter("end", OpenApiTypes.DATETIME, description="Exclusive; ISO 8601, no offset means UTC."),
         ],
         responses={200: MarketCapOutputSerializer(many=True), **_PROBLEMS},
-    )
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
+    ),
+)
+class DatasetMarketCapsApi(generics.ListAPIView):
+    """Daily market-cap snapshots of a dataset, oldest first, for quants with any grant in force on it."""
+
+    permission_classes = [IsAuthenticated, IsQuant]
+    serializer_class = MarketCapOutputSerializer
+    pagination_class = MarketCapPagination
+    filter_backends: list = []
 
     def get_queryset(self) -> Any:
         dataset = dataset_get(symbol=self.kwargs["symbol"])
-        account = self.request.user
-        assert isinstance(account, Account)
-        grant_require(account=account, dataset=dataset, frequency=None)
-        params = self.request.query_params
-        start = instant_param(params["start"], "start") if params.get("start") else None
-        end = instant_param(params["end"], "end") if params.get("end") else None
-        if start and end and start >= end:
-            raise FieldError("start", "Must be before end.")
+        grant_require(account=request_account(self.request), dataset=dataset, frequency=None)
+        query = MarketCapQuerySerializer.parse(self.request)
+        start, end = query["start"], query["end"]
         return selectors.market_cap_list(
             dataset=dataset,
             start=_first_day_from(start) if start else None,
@@ -356,7 +323,7 @@ class DatasetMarketCapsApi(generics.ListAPIView):
 
 def _cacheable(request: Request, data: Any, etag: str) -> Response:
     """The public answer with its ETag and Cache-Control; 304 when the client has it already."""
-    headers = {"ETag": etag, "Cache-Control": f"public, max-age={settings.CATALOG_MAX_AGE}"}
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={int(settings.CATALOG_MAX_AGE.total_seconds())}"}
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match and (if_none_match.strip() == "*" or etag in parse_etags(if_none_match)):
         return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
@@ -384,11 +351,13 @@ class DatasetListApi(generics.ListAPIView):
         return _cacheable(request, data, etag)
 
 
+@extend_schema_view(
+    get=extend_schema(responses=DatasetOutputSerializer, tags=["catalog"]),
+)
 class DatasetDetailApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=DatasetOutputSerializer, tags=["catalog"])
     def get(self, request: Request, symbol: str) -> Response:
         data, etag = catalog_answer(
             f"detail:{symbol.upper()}",

@@ -175,7 +175,7 @@ class CoinCapClient:
 
     Retries timeouts, connection errors, 5xx and 429 with exponential backoff and
     jitter, waiting what ``Retry-After`` asks when it is at most
-    ``COINCAP_RETRY_AFTER_MAX`` seconds (a longer wait fails the call at once).
+    ``COINCAP_RETRY_AFTER_MAX`` (a longer wait fails the call at once).
     """
 
     name = "coincap"
@@ -192,10 +192,15 @@ class CoinCapClient:
     ) -> None:
         self.base_url = (base_url if base_url is not None else settings.COINCAP_BASE_URL).rstrip("/")
         self.api_key = api_key if api_key is not None else settings.COINCAP_API_KEY
-        self.timeout = timeout or (settings.COINCAP_CONNECT_TIMEOUT, settings.COINCAP_READ_TIMEOUT)
+        self.timeout = timeout or (
+            settings.COINCAP_CONNECT_TIMEOUT.total_seconds(),
+            settings.COINCAP_READ_TIMEOUT.total_seconds(),
+        )
         self.max_retries = settings.COINCAP_MAX_RETRIES if max_retries is None else max_retries
-        self.backoff = settings.COINCAP_BACKOFF if backoff is None else backoff
-        self.retry_after_max = settings.COINCAP_RETRY_AFTER_MAX if retry_after_max is None else retry_after_max
+        self.backoff = settings.COINCAP_BACKOFF.total_seconds() if backoff is None else backoff
+        self.retry_after_max = (
+            settings.COINCAP_RETRY_AFTER_MAX.total_seconds() if retry_after_max is None else retry_after_max
+        )
 
     # -- public calls -------------------------------------------------------------------
 

@@ -192,10 +192,6 @@ def price_page(
     )
 
 
-def sync_state_get(*, dataset_id: int, frequency: str) -> PriceSyncState | None:
-    return PriceSyncState.objects.filter(dataset_id=dataset_id, frequency=frequency).first()
-
-
 def sync_states_for(*, dataset: Dataset) -> list[PriceSyncState]:
     return list(PriceSyncState.objects.filter(dataset=dataset).order_by("frequency"))
 

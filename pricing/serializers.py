@@ -1,13 +1,20 @@
 from __future__ import annotations
 
+import base64
+import binascii
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from catalog.models import Dataset, DatasetFrequency
+from catalog.models import Dataset, DatasetFrequency, Frequency
+from core.instants import EARLIEST, LATEST, instant_parse
+from core.pagination import page_size_value
+from core.queries import QueryField, QuerySerializer
 from pricing.models import MarketCapSnapshot
 from pricing.selectors import decimal_text
 
@@ -131,3 +138,80 @@ class DatasetOutputSerializer(serializers.ModelSerializer):
     @extend_schema_field(LatestMarketCapSerializer(allow_null=True))
     def get_latest_market_cap(self, obj: Dataset) -> dict[str, Any] | None:
         return LatestMarketCapSerializer.from_annotations(obj)
+
+
+# --- query strings -------------------------------------------------------------------
+
+# Defaults when ``start`` is absent: the window before ``end`` a request covers.
+DEFAULT_WINDOW: dict[str, timedelta] = {
+    Frequency.HOUR: timedelta(days=30),
+    Frequency.DAY: timedelta(days=365),
+    Frequency.MONTH: timedelta(days=5 * 365 + 1),
+}
+
+CURSOR_MESSAGE = "Not a cursor this endpoint issued; follow the 'next' link as given."
+
+
+def _cursor_decode(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        moment = datetime.fromisoformat(text)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValueError(CURSOR_MESSAGE) from None
+    if moment.tzinfo is None or not EARLIEST <= moment <= LATEST:
+        raise ValueError(CURSOR_MESSAGE)
+    return moment.astimezone(UTC)
+
+
+def _instant(value: str) -> datetime | None:
+    """An instant parameter; empty is the same as absent."""
+    return instant_parse(value) if value else None
+
+
+class PriceQuerySerializer(QuerySerializer):
+    """``GET /datasets/{symbol}/prices``. Context: the dataset's ``offered`` frequencies and ``now``."""
+
+    frequency = QueryField(str, default="")
+    format = QueryField(str)
+    end = QueryField(_instant)
+    start = QueryField(_instant)
+    page_size = QueryField(
+        lambda value: page_size_value(value, maximum=settings.PRICE_MAX_PAGE_SIZE),
+        default=lambda: settings.PRICE_PAGE_SIZE,
+    )
+    cursor = QueryField(_cursor_decode)
+
+    def validate_frequency(self, frequency: str) -> str:
+        symbol, offered = self.context["symbol"], self.context["offered"]
+        if not frequency:
+            raise serializers.ValidationError(f"Required; {symbol} offers {', '.join(offered)}.")
+        if frequency not in offered:
+            raise serializers.ValidationError(f"{symbol} does not offer '{frequency}'; it offers {', '.join(offered)}.")
+        return frequency
+
+    def validate_format(self, fmt: str | None) -> str:
+        fmt = fmt or self.context["request"].accepted_renderer.format
+        if fmt not in ("json", "csv"):
+            raise serializers.ValidationError("Must be 'json' or 'csv'.")
+        return fmt
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        end = attrs["end"] or self.context["now"]
+        start = attrs["start"] or end - DEFAULT_WINDOW[attrs["frequency"]]
+        if start >= end:
+            raise serializers.ValidationError({"start": "Must be before end."})
+        return {**attrs, "start": start, "end": end}
+
+
+class MarketCapQuerySerializer(QuerySerializer):
+    """``GET /datasets/{symbol}/market-caps``: snapshots from ``start`` to ``end``, either open."""
+
+    start = QueryField(_instant)
+    end = QueryField(_instant)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["start"] and attrs["end"] and attrs["start"] >= attrs["end"]:
+            raise serializers.ValidationError({"start": "Must be before end."})
+        return attrs

@@ -42,8 +42,8 @@ EIGHTEEN_PLACES = Decimal(10) ** -18
 
 
 def _chunk(frequency: str) -> timedelta:
-    days = settings.COINCAP_CHUNK_DAYS_H1 if frequency == Frequency.HOUR else settings.COINCAP_CHUNK_DAYS_D1
-    return timedelta(days=max(1, days))
+    chunk = settings.COINCAP_CHUNK_H1 if frequency == Frequency.HOUR else settings.COINCAP_CHUNK_D1
+    return max(timedelta(days=1), chunk)
 
 
 def _floor(moment: datetime, step: timedelta) -> datetime:
@@ -76,7 +76,7 @@ def _history_fetch(
     if not dataset.coincap_id:
         raise CoinCapUnexpectedResponse(f"{dataset.symbol} has no CoinCap id")
     step, chunk = STEP[frequency], _chunk(frequency)
-    due_after = earliest_stored or now - timedelta(days=settings.PRICE_BACKFILL_DAYS)
+    due_after = earliest_stored or now - settings.PRICE_BACKFILL
     points: list[HistoryPoint] = []
     for start, end in ranges:
         lo = start
@@ -247,7 +247,7 @@ def price_sync(
     step = STEP[frequency]
     covered = coverage_ranges(dataset=dataset, frequency=frequency)
     state = PriceSyncState.objects.filter(dataset=dataset, frequency=frequency).first()
-    depth = _floor(now - timedelta(days=settings.PRICE_BACKFILL_DAYS), step)
+    depth = _floor(now - settings.PRICE_BACKFILL, step)
     start = depth
     if covered:
         start = covered[-1][1]

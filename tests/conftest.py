@@ -1,5 +1,6 @@
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -124,7 +125,7 @@ def deliver_now(settings: pytest.FixtureRequest) -> Callable[..., int]:
     ``django_capture_on_commit_callbacks(execute=True)``; without either, the
     on-commit enqueue never happens and ``deliver_now()`` is what delivers.
     Retries scheduled for later are not due: shorten them in the test with
-    ``settings.WEBHOOKS_RETRY_SCHEDULE = [0, 0, 0]`` if it needs them now.
+    ``settings.WEBHOOKS_RETRY_SCHEDULE = [timedelta(0)] * 3`` if it needs them now.
     Allows private URLs (WEBHOOKS_ALLOW_PRIVATE_URLS=True) and sets WEBHOOKS_SWEEP_GRACE to 0.
     """
     from webhooks import services as webhook_services
@@ -132,7 +133,7 @@ def deliver_now(settings: pytest.FixtureRequest) -> Callable[..., int]:
 
     settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True  # type: ignore[attr-defined]
     # What this sweeper finds was just written, with no fast path running to leave it to.
-    settings.WEBHOOKS_SWEEP_GRACE = 0  # type: ignore[attr-defined]
+    settings.WEBHOOKS_SWEEP_GRACE = timedelta(seconds=0)  # type: ignore[attr-defined]
 
     def _deliver(max_rounds: int = 50) -> int:
         attempts = 0
@@ -149,6 +150,13 @@ def deliver_now(settings: pytest.FixtureRequest) -> Callable[..., int]:
         raise AssertionError(f"webhook work still due after {max_rounds} rounds")
 
     return _deliver
+
+
+@pytest.fixture
+def api_keys_kept(settings: pytest.FixtureRequest) -> None:
+    """The API key rows this process read stay in its cache for the whole test, however slow the
+    machine: an exact query count then does not depend on API_KEY_CACHE_TTL running out between requests."""
+    settings.API_KEY_CACHE_TTL = timedelta(hours=1)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@
 import factory
 
 from accounts.models import Account, Role
-from catalog.models import Dataset, DatasetFrequency, Frequency
+from catalog.models import Dataset, Frequency
 
 
 class AccountFactory(factory.django.DjangoModelFactory):
@@ -25,15 +25,6 @@ class DatasetFactory(factory.django.DjangoModelFactory):
     symbol = factory.Sequence(lambda n: f"X{n}")
     name = factory.LazyAttribute(lambda o: f"Asset {o.symbol}")
     coincap_id = factory.LazyAttribute(lambda o: o.symbol.lower())
-
-
-class DatasetFrequencyFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = DatasetFrequency
-        django_get_or_create = ("dataset", "frequency")
-
-    dataset = factory.SubFactory(DatasetFactory)
-    frequency = Frequency.DAY
 
 
 class GrantFactory(factory.django.DjangoModelFactory):

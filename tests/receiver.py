@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support import wait_until
+
 
 @dataclass(frozen=True)
 class RecordedRequest:
@@ -176,11 +178,14 @@ class WebhookReceiver:
 
     def wait_for(self, n: int, timeout: float = 5.0) -> list[RecordedRequest]:
         """Poll until at least ``n`` requests arrived; return them all. Fails after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def arrived() -> list[RecordedRequest]:
             got = self.requests
-            if len(got) >= n:
-                return got
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"expected {n} webhook request(s) within {timeout}s, got {len(got)}")
-            time.sleep(0.01)
+            return got if len(got) >= n else []
+
+        return wait_until(
+            arrived,
+            timeout,
+            lambda: f"expected {n} webhook request(s) within {timeout}s, got {len(self.requests)}",
+            interval=0.01,
+        )

@@ -27,12 +27,18 @@ def child_database_url() -> str:
     return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
 
 
-def wait_until(predicate: Callable[[], T], timeout: float, message: str, interval: float = 0.05) -> T:
-    """Poll ``predicate`` until it returns something truthy, and return it; fail with ``message`` at the deadline."""
+def wait_until(
+    predicate: Callable[[], T], timeout: float, message: str | Callable[[], str], interval: float = 0.05
+) -> T:
+    """Poll ``predicate`` until it returns something truthy, and return that value.
+
+    At the deadline the test fails with ``message`` (a callable is asked for it then, so it can
+    say what was last seen). An exception the predicate raises ends the wait at once."""
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
         if result:
             return result
-        assert time.monotonic() < deadline, message
+        if time.monotonic() >= deadline:
+            raise AssertionError(message() if callable(message) else message)
         time.sleep(interval)

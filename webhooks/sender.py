@@ -5,7 +5,7 @@ run on a pool of WEBHOOKS_SEND_CONCURRENCY threads that share one HTTP session
 per receiver host, so connections are reused. At most WEBHOOKS_ENDPOINT_CONCURRENCY
 requests per endpoint are in flight at once; up to WEBHOOKS_ENDPOINT_BACKLOG more
 wait in memory for a free slot (without holding a thread), and the rest are
-given back to the database, due again after WEBHOOKS_DEFER_SECONDS. A receiver that hangs therefore
+given back to the database, due again after WEBHOOKS_DEFER. A receiver that hangs therefore
 holds its own share of threads, never the others'.
 
 Results are written by one thread per process in batches (``services.attempts_record``);
@@ -107,7 +107,7 @@ class Sender:
                 elif admitted is None:
                     defer.append(claim)
         if defer:
-            services.deliveries_defer(claims=defer, seconds=float(settings.WEBHOOKS_DEFER_SECONDS))
+            services.deliveries_defer(claims=defer, seconds=settings.WEBHOOKS_DEFER.total_seconds())
         self._start(pool, go)
 
     def send_started(self, outgoing: Iterable[Outgoing], *, wait: bool = False) -> None:
@@ -131,7 +131,7 @@ class Sender:
                 elif admitted is None:
                     defer.append(claim)
         if defer:
-            services.deliveries_defer(claims=defer, seconds=float(settings.WEBHOOKS_DEFER_SECONDS))
+            services.deliveries_defer(claims=defer, seconds=settings.WEBHOOKS_DEFER.total_seconds())
         refused: list[int] = []
         for item in now:
             try:

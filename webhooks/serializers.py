@@ -2,11 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
 from core.instants import InstantField
+from core.pagination import page_size_value
+from core.queries import QueryField, QueryListField, QuerySerializer
 from webhooks.catalog import EVENT_TYPES
-from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
+from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Endpoint, Event
 from webhooks.services import envelope
 
 _EVENT_TYPES_HELP = 'Event types to receive; empty or ["*"] for all. Known: ' + ", ".join(EVENT_TYPES) + "."
@@ -131,3 +134,33 @@ class EventFeedOutputSerializer(serializers.Serializer):
     cursor = serializers.CharField(
         allow_null=True, help_text="Pass as ?after= to continue from here later (the id of the last event listed)."
     )
+
+
+def _event_types(values: list[str]) -> list[str]:
+    types = [t for value in values for t in value.split(",") if t]
+    unknown = [t for t in types if t not in EVENT_TYPES]
+    if unknown:
+        raise ValueError(f"Unknown event type(s): {', '.join(unknown)}.")
+    return types
+
+
+def _delivery_status(value: str) -> str:
+    if value not in DeliveryStatus.values:
+        raise ValueError(f"Unknown status {value!r}; one of {', '.join(DeliveryStatus.values)}.")
+    return value
+
+
+class EventFeedQuerySerializer(QuerySerializer):
+    """``GET /events``: after an event id, of some types, a page of a size."""
+
+    after = QueryField(lambda value: value or None)
+    type = QueryListField(_event_types, default=list)
+    page_size = QueryField(
+        lambda value: page_size_value(value, maximum=settings.API_MAX_PAGE_SIZE), default=lambda: settings.API_PAGE_SIZE
+    )
+
+
+class DeliveryListQuerySerializer(QuerySerializer):
+    """``GET /webhook-endpoints/{id}/deliveries``: only deliveries of one status."""
+
+    status = QueryField(_delivery_status)

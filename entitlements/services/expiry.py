@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -55,9 +55,9 @@ def grants_expire_due(*, now: datetime | None = None, batch_size: int = 500) -> 
 
 
 def grants_notify_expiring(*, now: datetime | None = None, batch_size: int = 500) -> int:
-    """Tell each quant once, GRANT_EXPIRING_NOTICE hours ahead, that a grant is about to end."""
+    """Tell each quant once, GRANT_EXPIRING_NOTICE ahead, that a grant is about to end."""
     now = now or timezone.now()
-    horizon = now + timedelta(hours=settings.GRANT_EXPIRING_NOTICE)
+    horizon = now + settings.GRANT_EXPIRING_NOTICE
     total = 0
     while True:
         with transaction.atomic():

@@ -6,7 +6,6 @@ import http.client
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 
-from tests.support import child_database_url, free_port
+from tests.support import child_database_url, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,11 +78,12 @@ def gunicorn_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Se
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not _answers(server):
+
+        def up() -> bool:
             assert process.poll() is None, "gunicorn exited at start"
-            assert time.monotonic() < deadline, "gunicorn never answered /healthz"
-            time.sleep(0.1)
+            return _answers(server)
+
+        wait_until(up, 60, "gunicorn never answered /healthz", interval=0.1)
         yield server
     finally:
         process.terminate()

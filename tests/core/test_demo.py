@@ -4,7 +4,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,22 +11,22 @@ import pytest
 import requests
 
 from tests.receiver import WebhookReceiver
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"the demo exited with {process.returncode}")
         try:
             requests.get(url, timeout=1)
-            return
         except requests.ConnectionError:
-            time.sleep(0.1)
-    raise AssertionError(f"the demo did not answer on {url} within {timeout}s")
+            return False
+        return True
+
+    wait_until(answers, timeout, f"the demo did not answer on {url} within {timeout}s", interval=0.1)
 
 
 @pytest.fixture(scope="module")

@@ -272,7 +272,7 @@ def test_read_answers_byte_for_byte(case: Case, golden_keys: dict[str, str], set
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_read_query_count_is_pinned(case: Case, golden_keys: dict[str, str], settings: Any) -> None:
     """Steady state: the caller's key already read by this process and its last use just written."""
-    settings.API_KEY_CACHE_SECONDS = 3600  # no reload between the two requests, however slow the machine
+    settings.API_KEY_CACHE_TTL = timedelta(hours=1)  # no reload between the two requests, however slow the machine
     api_key_cache_forget()
     keys = dict(golden_keys)
     if case.role == "seller":

@@ -91,7 +91,7 @@ def test_expiry_sweep_skips_rows_another_worker_holds(transactional_db, catalog)
 
 
 def test_expiring_notice_goes_out_once_inside_the_notice_window(catalog, quant, settings):
-    settings.GRANT_EXPIRING_NOTICE = 24
+    settings.GRANT_EXPIRING_NOTICE = timedelta(hours=24)
     soon = trial(quant, timedelta(hours=23), "1h")
     trial(quant, timedelta(hours=25), "1d")
     assert tasks.grants_notify_expiring.apply().get() == 1
@@ -109,13 +109,13 @@ def test_expiring_notice_goes_out_once_inside_the_notice_window(catalog, quant, 
 
 
 def test_notice_window_is_configurable(catalog, quant, settings):
-    settings.GRANT_EXPIRING_NOTICE = 48
+    settings.GRANT_EXPIRING_NOTICE = timedelta(hours=48)
     trial(quant, timedelta(hours=47))
     assert services.grants_notify_expiring() == 1
 
 
 def test_a_changed_end_re_arms_the_notice(catalog, ops_client, settings):
-    settings.GRANT_EXPIRING_NOTICE = 24
+    settings.GRANT_EXPIRING_NOTICE = timedelta(hours=24)
     quant = AccountFactory(role=Role.QUANT)
     grant = ops_client.post(
         OPS_GRANTS, {"account": quant.ref, "dataset": "BTC", "frequency": "1h", "trial_days": 1}

@@ -1,4 +1,5 @@
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
@@ -15,9 +16,9 @@ def coincap(settings) -> Iterator[FakeCoinCap]:
     settings.COINCAP_BASE_URL = fake.url
     settings.COINCAP_API_KEY = "test-coincap-key"
     settings.PRICE_SOURCE = "coincap"
-    settings.COINCAP_BACKOFF = 0.01
+    settings.COINCAP_BACKOFF = timedelta(seconds=0.01)
     settings.COINCAP_MAX_RETRIES = 2
-    settings.COINCAP_READ_TIMEOUT = 2.0
+    settings.COINCAP_READ_TIMEOUT = timedelta(seconds=2.0)
     yield fake
     fake.stop()
 

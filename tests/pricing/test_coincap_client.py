@@ -1,7 +1,7 @@
 """The CoinCap client against a real local server that answers like CoinCap."""
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -55,7 +55,7 @@ def test_429_then_200_honours_retry_after(coincap):
 
 
 def test_retry_after_longer_than_the_cap_fails_at_once(coincap, settings):
-    settings.COINCAP_RETRY_AFTER_MAX = 5
+    settings.COINCAP_RETRY_AFTER_MAX = timedelta(seconds=5)
     coincap.script(429, headers={"Retry-After": "120"})
     with pytest.raises(CoinCapRateLimited, match="120s"):
         CoinCapClient().asset("bitcoin")
@@ -82,7 +82,7 @@ def test_500s_every_time_raise_unavailable(coincap):
 
 
 def test_read_timeout_is_retried_then_unavailable(coincap, settings):
-    settings.COINCAP_READ_TIMEOUT = 0.2
+    settings.COINCAP_READ_TIMEOUT = timedelta(seconds=0.2)
     settings.COINCAP_MAX_RETRIES = 1
     coincap.script(200, delay=1.0, times=2)
     started = time.monotonic()
@@ -93,7 +93,7 @@ def test_read_timeout_is_retried_then_unavailable(coincap, settings):
 
 
 def test_timeout_then_answer(coincap, settings):
-    settings.COINCAP_READ_TIMEOUT = 0.2
+    settings.COINCAP_READ_TIMEOUT = timedelta(seconds=0.2)
     coincap.script(200, delay=1.0)
     assert CoinCapClient().asset("bitcoin").symbol == "BTC"
 
@@ -101,7 +101,7 @@ def test_timeout_then_answer(coincap, settings):
 def test_connection_refused_is_unavailable(settings):
     settings.COINCAP_BASE_URL = "http://127.0.0.1:9/v3"
     settings.COINCAP_MAX_RETRIES = 1
-    settings.COINCAP_BACKOFF = 0.01
+    settings.COINCAP_BACKOFF = timedelta(seconds=0.01)
     with pytest.raises(CoinCapUnavailable, match="connection failed"):
         CoinCapClient().asset("bitcoin")
 

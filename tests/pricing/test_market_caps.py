@@ -162,7 +162,7 @@ def test_market_caps_range_and_pages(quant_client, btc):
     assert bad.status_code == 400 and list(bad.json()["errors"]) == ["start"]
 
 
-def test_dataset_detail_shows_the_latest_market_cap(anon_client, btc, eth, django_assert_max_num_queries):
+def test_dataset_detail_shows_the_latest_market_cap(anon_client, btc, eth, django_assert_num_queries):
     _snapshots(btc, 3)
     body = anon_client.get("/api/v1/datasets/BTC").json()
     assert body["latest_market_cap"] == {
@@ -174,7 +174,7 @@ def test_dataset_detail_shows_the_latest_market_cap(anon_client, btc, eth, djang
         "estimated": False,
     }
     assert anon_client.get("/api/v1/datasets/ETH").json()["latest_market_cap"] is None
-    with django_assert_max_num_queries(3):
+    with django_assert_num_queries(3):
         listing = anon_client.get("/api/v1/datasets")
     assert {d["symbol"]: d["latest_market_cap"] is not None for d in listing.json()["results"]} == {
         "BTC": True,

@@ -18,8 +18,8 @@ def _hour(moment: datetime) -> datetime:
 
 
 def test_first_sync_backfills_the_configured_depth_in_chunks(btc, coincap, settings):
-    settings.PRICE_BACKFILL_DAYS = 10
-    settings.COINCAP_CHUNK_DAYS_H1 = 3
+    settings.PRICE_BACKFILL = timedelta(days=10)
+    settings.COINCAP_CHUNK_H1 = timedelta(days=3)
     now = _hour(timezone.now())
     coincap.add_history("bitcoin", "h1", now - timedelta(days=20), now + timedelta(hours=1))
 
@@ -42,7 +42,7 @@ def test_first_sync_backfills_the_configured_depth_in_chunks(btc, coincap, setti
 
 
 def test_next_sync_continues_from_the_last_stored_point(btc, coincap, settings):
-    settings.PRICE_BACKFILL_DAYS = 2
+    settings.PRICE_BACKFILL = timedelta(days=2)
     now = _hour(timezone.now())
     coincap.add_history("bitcoin", "h1", now - timedelta(days=3), now - timedelta(hours=5))
     tasks.price_sync.apply(args=(btc.pk, "1h")).get()
@@ -60,7 +60,7 @@ def test_next_sync_continues_from_the_last_stored_point(btc, coincap, settings):
 
 
 def test_sync_is_idempotent_and_updates_changed_prices(btc, coincap, settings):
-    settings.PRICE_BACKFILL_DAYS = 1
+    settings.PRICE_BACKFILL = timedelta(days=1)
     now = _hour(timezone.now())
     coincap.add_history("bitcoin", "h1", now - timedelta(days=2), now)
     tasks.price_sync.apply(args=(btc.pk, "1h")).get()
@@ -74,8 +74,8 @@ def test_sync_is_idempotent_and_updates_changed_prices(btc, coincap, settings):
 
 
 def test_failed_sync_stores_nothing_and_records_the_error(btc, coincap, settings):
-    settings.PRICE_BACKFILL_DAYS = 6
-    settings.COINCAP_CHUNK_DAYS_H1 = 2
+    settings.PRICE_BACKFILL = timedelta(days=6)
+    settings.COINCAP_CHUNK_H1 = timedelta(days=2)
     now = _hour(timezone.now())
     coincap.add_history("bitcoin", "h1", now - timedelta(days=7), now)
     coincap.script(200, path="/history")
@@ -90,7 +90,7 @@ def test_failed_sync_stores_nothing_and_records_the_error(btc, coincap, settings
 
 
 def test_unavailable_coincap_is_recorded_and_raised_for_a_retry(btc, coincap, settings):
-    settings.PRICE_BACKFILL_DAYS = 1
+    settings.PRICE_BACKFILL = timedelta(days=1)
     coincap.script(502, times=20)
     with pytest.raises(CoinCapUnavailable):
         from pricing import services
@@ -100,7 +100,7 @@ def test_unavailable_coincap_is_recorded_and_raised_for_a_retry(btc, coincap, se
 
 
 def test_daily_fan_out_syncs_every_dataset_sold_daily(btc, eth, coincap, settings, eager_tasks):
-    settings.PRICE_BACKFILL_DAYS = 5
+    settings.PRICE_BACKFILL = timedelta(days=5)
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     coincap.add_history("bitcoin", "d1", today - timedelta(days=10), today + timedelta(days=1))
     coincap.add_history("ethereum", "d1", today - timedelta(days=10), today + timedelta(days=1))
@@ -124,7 +124,7 @@ def test_concurrent_sync_of_the_same_series_is_skipped(btc, coincap, settings):
 
 
 def test_sync_never_reaches_further_back_than_the_backfill_depth(btc, coincap, settings, entitled):
-    settings.PRICE_BACKFILL_DAYS = 2
+    settings.PRICE_BACKFILL = timedelta(days=2)
     coincap.add_history("bitcoin", "h1", datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 1, 2, tzinfo=UTC))
     params = {"frequency": "1h", "start": "2023-01-01T00:00:00Z", "end": "2023-01-02T00:00:00Z"}
     assert entitled.get("/api/v1/datasets/BTC/prices", params).json()["count"] == 24  # an old day, on demand

@@ -1,4 +1,5 @@
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -37,7 +38,13 @@ def publish() -> Callable[..., Any]:
 @pytest.fixture
 def fast_retries(settings: Any) -> None:
     """Every retry due at once (the schedule is a setting), so deliver_now() runs a whole schedule."""
-    settings.WEBHOOKS_RETRY_SCHEDULE = [0, 0, 0, 0, 0]
+    settings.WEBHOOKS_RETRY_SCHEDULE = [
+        timedelta(seconds=0),
+        timedelta(seconds=0),
+        timedelta(seconds=0),
+        timedelta(seconds=0),
+        timedelta(seconds=0),
+    ]
     settings.WEBHOOKS_RETRY_JITTER = 0
 
 

@@ -96,7 +96,7 @@ def test_ops_disable_an_endpoint_with_a_reason_and_the_owner_is_told(
 def test_deliveries_filter_by_status_and_endpoint_show_attempts_and_redeliver(
     admin_client, buyer_client, receiver_factory, register_endpoint, publish, deliver_now, settings
 ):
-    settings.WEBHOOKS_RETRY_SCHEDULE = [0]
+    settings.WEBHOOKS_RETRY_SCHEDULE = [timedelta(seconds=0)]
     failing, fine = receiver_factory(), receiver_factory()
     bad = register_endpoint(buyer_client, failing.url)
     good = register_endpoint(buyer_client, fine.url)

@@ -72,7 +72,7 @@ def test_a_hanging_receiver_holds_only_its_share_and_delays_no_one_else(
 ):
     settings.WEBHOOKS_ENDPOINT_CONCURRENCY = 2
     settings.WEBHOOKS_ENDPOINT_BACKLOG = 8
-    settings.WEBHOOKS_TIMEOUT = 1
+    settings.WEBHOOKS_TIMEOUT = timedelta(seconds=1)
     hanging, healthy = receiver_factory(), receiver_factory()
     slow_buyer, buyer = make_client("buyer"), make_client("buyer")
     register_endpoint(slow_buyer, hanging.url)
@@ -113,7 +113,7 @@ def test_a_hanging_receiver_holds_only_its_share_and_delays_no_one_else(
 def test_the_sweeper_leaves_young_events_and_claimed_deliveries_to_the_fast_path(
     buyer_client, webhook_receiver, register_endpoint, publish, settings
 ):
-    settings.WEBHOOKS_SWEEP_GRACE = 10
+    settings.WEBHOOKS_SWEEP_GRACE = timedelta(seconds=10)
     register_endpoint(buyer_client, webhook_receiver.url)
     with transaction.atomic():
         event = publish(buyer_client.account)
@@ -122,7 +122,7 @@ def test_the_sweeper_leaves_young_events_and_claimed_deliveries_to_the_fast_path
     assert services.webhooks_sweep(deliver=lambda *claim: swept.append(claim)) == services.SweepResult(0, 0)
 
     claims = services.event_fanout(event_id=event.pk)  # the fast path: deliveries born claimed
-    settings.WEBHOOKS_SWEEP_GRACE = 0
+    settings.WEBHOOKS_SWEEP_GRACE = timedelta(seconds=0)
     assert services.webhooks_sweep(deliver=lambda *claim: swept.append(claim)) == services.SweepResult(0, 0)
     assert swept == []
     sender.send(claims, wait=True)
@@ -134,7 +134,7 @@ def test_the_sweeper_leaves_young_events_and_claimed_deliveries_to_the_fast_path
 def test_under_a_backlog_the_sweeper_and_late_fast_path_messages_send_each_delivery_once(
     make_client, receiver_factory, register_endpoint, publish, settings
 ):
-    settings.WEBHOOKS_SWEEP_GRACE = 5
+    settings.WEBHOOKS_SWEEP_GRACE = timedelta(seconds=5)
     receivers = [receiver_factory(keep_alive=True) for _ in range(3)]
     buyers = [make_client("buyer") for _ in receivers]
     for buyer, receiver in zip(buyers, receivers, strict=True):

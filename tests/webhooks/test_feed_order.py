@@ -5,7 +5,6 @@ test commits newer events beside it.
 """
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from django.db import connection, transaction
 
 from tests.conftest import AccountClient
+from tests.support import wait_until
 from webhooks import services
 from webhooks.models import Event
 
@@ -80,18 +80,18 @@ def open_transaction() -> Iterator[Callable[[Any], OpenTransaction]]:
 
 def _poll(client: AccountClient, cursor: str | None, seen: list[str], until: Callable[[list[str]], bool]) -> str | None:
     """Poll like a client: follow `next`, keep the cursor, until ``seen`` satisfies ``until`` or the deadline."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        response = client.get("/api/v1/events", {"after": cursor} if cursor else {})
+    position = [cursor]
+
+    def read_once() -> tuple[str | None] | None:
+        response = client.get("/api/v1/events", {"after": position[0]} if position[0] else {})
         assert response.status_code == 200, response.content
         body = response.json()
         seen.extend(e["id"] for e in body["results"])
-        cursor = body["cursor"]
-        if until(seen):
-            return cursor
-        assert time.monotonic() < deadline, f"feed still shows {seen}"
-        if body["next"] is None:
-            time.sleep(0.02)  # poll interval; the loop ends on what the feed shows, not on time
+        position[0] = body["cursor"]
+        return (position[0],) if until(seen) else None
+
+    (cursor,) = wait_until(read_once, DEADLINE, lambda: f"feed still shows {seen}", interval=0.02)
+    return cursor
 
 
 def test_an_event_that_commits_after_a_newer_one_is_not_skipped(quant_client, publish, open_transaction):

@@ -5,13 +5,14 @@ import queue
 import threading
 import time
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from celery import Celery
 from django.db import close_old_connections, connection, transaction
 
 from config.celery import app as celery_app
-from tests.support import free_port
+from tests.support import free_port, wait_until
 from tests.webhooks.conftest import EVENT
 from webhooks import http, services, tasks
 from webhooks.models import Delivery, DeliveryAttempt, Event
@@ -45,8 +46,8 @@ def test_event_committed_while_the_broker_is_unreachable_is_delivered_by_the_swe
 def test_a_claim_whose_worker_died_is_taken_over_when_its_lease_ends(
     buyer_client, webhook_receiver, deliver_now, register_endpoint, publish, settings
 ):
-    settings.WEBHOOKS_LEASE_SECONDS = 0.5
-    settings.WEBHOOKS_TIMEOUT = 0.25  # a lease never ends before an attempt could have
+    settings.WEBHOOKS_LEASE = timedelta(seconds=0.5)
+    settings.WEBHOOKS_TIMEOUT = timedelta(seconds=0.25)  # a lease never ends before an attempt could have
     register_endpoint(buyer_client, webhook_receiver.url)
     event = publish(buyer_client.account)
     # A worker fans out (the deliveries are born claimed by it), then dies before sending.
@@ -54,10 +55,7 @@ def test_a_claim_whose_worker_died_is_taken_over_when_its_lease_ends(
     assert services.delivery_claim(delivery_id=delivery_id) is None  # nobody else may take it
 
     assert deliver_now() == 0  # the lease still holds: nobody else may take it
-    deadline = time.monotonic() + 5
-    while deliver_now() == 0:
-        assert time.monotonic() < deadline, "the sweeper never took over the expired claim"
-        time.sleep(0.05)
+    wait_until(deliver_now, 5, "the sweeper never took over the expired claim")
     (request,) = webhook_receiver.wait_for(1)
     assert request.headers["webhook-id"] == event.public_id
 
@@ -121,11 +119,12 @@ def test_two_sweepers_and_two_workers_never_attempt_a_delivery_twice(
     for thread in threads:
         thread.start()
     try:
-        deadline = time.monotonic() + 30
-        while Delivery.objects.filter(status="succeeded").count() < expected:
+
+        def all_succeeded() -> bool:
             assert not errors, errors
-            assert time.monotonic() < deadline, "deliveries did not all succeed in time"
-            time.sleep(0.05)
+            return Delivery.objects.filter(status="succeeded").count() >= expected
+
+        wait_until(all_succeeded, 30, "deliveries did not all succeed in time")
     finally:
         stop.set()
         for thread in threads:

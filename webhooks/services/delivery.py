@@ -54,7 +54,7 @@ class SweepResult:
 
 def _lease_seconds() -> float:
     # A lease shorter than an attempt could hand a delivery still in flight to a second worker.
-    return max(float(settings.WEBHOOKS_LEASE_SECONDS), 2 * float(settings.WEBHOOKS_TIMEOUT))
+    return max(settings.WEBHOOKS_LEASE, 2 * settings.WEBHOOKS_TIMEOUT).total_seconds()
 
 
 def _lease(now: datetime) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def _fanout(event_id: int, *, start: bool) -> tuple[list[Claim], list[Outgoing]]
     allowed = audience_filter(event.type, event.data, {endpoint.account_id for endpoint in endpoints})
     lease = _lease(now)
     if start:
-        lease["sending_until"] = now + timedelta(seconds=float(settings.WEBHOOKS_TIMEOUT) + 1.0)
+        lease["sending_until"] = now + settings.WEBHOOKS_TIMEOUT + timedelta(seconds=1)
     deliveries = []
     for endpoint in endpoints:
         if endpoint.account_id not in allowed:
@@ -238,7 +238,7 @@ def webhooks_sweep(*, deliver: Callable[[int, str], None], limit: int = 500) -> 
     """
     dispatched = 0
     claimed = 0
-    young = timezone.now() - timedelta(seconds=float(settings.WEBHOOKS_SWEEP_GRACE))
+    young = timezone.now() - settings.WEBHOOKS_SWEEP_GRACE
     undispatched = Event.objects.filter(dispatched_at__isnull=True, created_at__lte=young)
     for event_id in undispatched.order_by("id").values_list("id", flat=True)[:limit]:
         for claim in event_fanout(event_id=event_id):
@@ -268,7 +268,7 @@ def deliveries_start(*, claims: Iterable[Claim]) -> list[Outgoing]:
         endpoint_ids = Delivery.objects.filter(pk__in=[c[0] for c in claims]).values_list("endpoint_id", flat=True)
         _endpoints_lock_shared(endpoint_ids=set(endpoint_ids))
         token = new_lease_token()
-        sending_until = now + timedelta(seconds=float(settings.WEBHOOKS_TIMEOUT) + 1.0)
+        sending_until = now + settings.WEBHOOKS_TIMEOUT + timedelta(seconds=1)
         owned: list[int] = []
         for claim_token, ids in _by_token(claims).items():
             owned_now = list(
@@ -338,8 +338,8 @@ def outgoing_post(outgoing: Outgoing) -> http.PostResult:
         body=outgoing.body,
         headers=outgoing.headers,
         allow_private=settings.WEBHOOKS_ALLOW_PRIVATE_URLS,
-        connect_timeout=settings.WEBHOOKS_CONNECT_TIMEOUT,
-        total_timeout=settings.WEBHOOKS_TIMEOUT,
+        connect_timeout=settings.WEBHOOKS_CONNECT_TIMEOUT.total_seconds(),
+        total_timeout=settings.WEBHOOKS_TIMEOUT.total_seconds(),
         max_body=settings.WEBHOOKS_MAX_RESPONSE_BYTES,
     )
 
@@ -543,5 +543,4 @@ def _endpoint_health(endpoint_id: int, code: int | None, error: str, started_at:
 
 
 def _disable_after() -> timedelta:
-    value = settings.WEBHOOKS_DISABLE_AFTER
-    return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+    return settings.WEBHOOKS_DISABLE_AFTER

@@ -163,7 +163,7 @@ def sends_settle(*, endpoint_ids: Iterable[int] = (), account_ids: Iterable[int]
     ids, accounts = list(endpoint_ids), list(account_ids)
     flights = Delivery.objects.filter(sending_until__isnull=False)
     flights = flights.filter(Q(endpoint_id__in=ids) | Q(endpoint__account_id__in=accounts))
-    deadline = time.monotonic() + float(settings.WEBHOOKS_TIMEOUT) + 1.0
+    deadline = time.monotonic() + settings.WEBHOOKS_TIMEOUT.total_seconds() + 1.0
     while True:
         if not flights.filter(sending_until__gt=timezone.now()).exists():
             return True

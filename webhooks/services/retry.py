@@ -6,7 +6,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -40,19 +40,19 @@ def retry_delay(*, round_attempts: int, status_code: int | None, retry_after: st
     """Seconds to wait after the ``round_attempts``-th failed attempt: the schedule with jitter,
     or the receiver's Retry-After on 429/503 when that is longer (capped)."""
     schedule = settings.WEBHOOKS_RETRY_SCHEDULE
-    base = float(schedule[min(round_attempts, len(schedule)) - 1])
+    base = schedule[min(round_attempts, len(schedule)) - 1].total_seconds()
     jitter = settings.WEBHOOKS_RETRY_JITTER
     delay = base * random.uniform(1 - jitter, 1 + jitter) if jitter else base
     if status_code in (429, 503):
         asked = _retry_after(retry_after, now)
         if asked is not None:
-            delay = max(delay, min(asked, settings.WEBHOOKS_RETRY_AFTER_MAX))
+            delay = max(delay, min(asked, settings.WEBHOOKS_RETRY_AFTER_MAX.total_seconds()))
     return delay
 
 
 def handed_off(now: datetime) -> datetime:
     """When a delivery handed to the fast path (ping, redelivery) becomes the sweeper's: after the grace."""
-    return now + timedelta(seconds=float(settings.WEBHOOKS_SWEEP_GRACE))
+    return now + settings.WEBHOOKS_SWEEP_GRACE
 
 
 @transaction.atomic
