@@ -31,10 +31,11 @@ admin-password: install  ## a new generated password for the embedded demo's adm
 test: install  ## full suite against PostgreSQL and Redis
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
-lint: install
+lint: install  ## style, types, the import contracts (.importlinter), migrations, Dockerfile, compose file
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(TEST_ENV) $(BIN)/mypy .
+	$(BIN)/lint-imports --no-logo
 	env -u DATABASE_URL $(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml

@@ -52,7 +52,7 @@ def _setup() -> str:
 
     from accounts import services as account_services
     from catalog.models import Dataset
-    from catalog.services import catalog_seed
+    from demo.seed import catalog_seed
     from entitlements.selectors import grant_in_force
     from entitlements.services import grant_create
     from pricing.models import PricePoint

@@ -1,9 +1,7 @@
-from typing import Any
-
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 
 from catalog import services
 from catalog.models import Dataset, DatasetFrequency
@@ -22,7 +20,6 @@ class DatasetAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_display = ["symbol", "name", "coincap_id", "frequency_list"]
     search_fields = ["symbol", "name"]
     inlines = [DatasetFrequencyInline]
-    change_form_template = "admin/catalog/dataset/change_form.html"
 
     @admin.display(description="Frequencies")
     def frequency_list(self, obj: Dataset) -> str:
@@ -30,17 +27,6 @@ class DatasetAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):  # type: ignore[no-untyped-def]
         return super().get_queryset(request).prefetch_related("frequencies")
-
-    def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        from pricing.admin_panels import dataset_pricing_context
-
-        dataset = self.get_object(request, object_id)
-        context = dict(extra_context or {})
-        if dataset is not None:
-            context.update(dataset_pricing_context(dataset=dataset))
-        return super().change_view(request, object_id, form_url, extra_context=context)
 
     # Every write goes through the catalog services, so each change is audited with who made it.
 

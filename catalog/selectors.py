@@ -11,15 +11,3 @@ def datasets_with_frequencies() -> QuerySet[Dataset]:
 def dataset_get(*, symbol: str) -> Dataset:
     """The dataset with ``symbol`` (case-insensitive) and its frequencies, or 404."""
     return get_object_or_404(datasets_with_frequencies(), symbol=symbol.upper())
-
-
-def dataset_list() -> QuerySet[Dataset]:
-    """The public listing: datasets with their frequencies and, in the same query, their latest market cap."""
-    from pricing.selectors import market_cap_latest_annotations
-
-    return datasets_with_frequencies().annotate(**market_cap_latest_annotations())
-
-
-def dataset_detail_get(*, symbol: str) -> Dataset:
-    """One dataset as the public listing shows it, or 404."""
-    return get_object_or_404(dataset_list(), symbol=symbol.upper())

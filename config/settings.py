@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "pricing",
     "deals",
     "webhooks",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -7,7 +7,6 @@ from core import views as core_views
 
 api_v1 = [
     path("", include("accounts.urls")),
-    path("", include("catalog.urls")),
     path("", include("entitlements.urls")),
     path("", include("pricing.urls")),
     path("", include("deals.urls")),

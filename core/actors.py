@@ -6,23 +6,30 @@ decision, neither for the system (auto-decisions, schedules).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Protocol
 
 from django.contrib.auth.models import AbstractBaseUser
 
-if TYPE_CHECKING:
-    from accounts.models import Account
 
-Actor = Union["Account", AbstractBaseUser, None]
+class AccountActor(Protocol):
+    """What an audit row needs of an ``accounts.Account`` (core sits below accounts and does not import it)."""
+
+    @property
+    def ref(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
+
+
+Actor = AccountActor | AbstractBaseUser | None
 
 
 def actor_fields(actor: Actor, prefix: str) -> dict[str, Any]:
     """``{"<prefix>_user": ..., "<prefix>_account": ...}`` for an audit row."""
-    from accounts.models import Account
-
+    is_user = isinstance(actor, AbstractBaseUser)
     return {
-        f"{prefix}_user": actor if isinstance(actor, AbstractBaseUser) else None,
-        f"{prefix}_account": actor if isinstance(actor, Account) else None,
+        f"{prefix}_user": actor if is_user else None,
+        f"{prefix}_account": actor if actor is not None and not is_user else None,
     }
 
 

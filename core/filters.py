@@ -20,7 +20,8 @@ class InstantFormField(forms.Field):
         try:
             return instant_parse(str(value))
         except InstantError as exc:
-            raise forms.ValidationError(str(exc), code="invalid") from None
+            # The message quotes the input, which may hold "%": pass it as a parameter, never as the format.
+            raise forms.ValidationError("%(reason)s", code="invalid", params={"reason": str(exc)}) from None
 
 
 @extend_schema_field(OpenApiTypes.DATETIME)

@@ -399,27 +399,3 @@ def authorization_delete(*, seller: Account, buyer_ref: str, actor: Actor) -> No
             message=f"{buyer_ref} no longer sees {seller.ref}'s deals or receives their events.",
         )
     sends_settle(account_ids=[buyer_id])
-
-
-DEMO_DEAL = {
-    "name": "Demo bundle",
-    "currency": "GBP",
-    "discount": {"type": "percentage", "amount": Decimal("10")},
-    "items": [
-        {"id": "demo-1", "name": "Bundle", "price": Decimal("60.00")},
-        {"id": "demo-2", "name": "Extra", "price": Decimal("40.00")},
-    ],
-}
-
-
-@transaction.atomic
-def deals_demo_seed(*, seller: Account, buyer: Account) -> list[str]:
-    """The demo seller authorises the demo buyer and posts one deal, once; returns what it created."""
-    created = []
-    _, authorized = authorization_create(seller=seller, buyer=buyer, actor=None)
-    if authorized:
-        created.append(f"{seller.ref} authorises {buyer.ref}")
-    if not Deal.objects.filter(seller=seller, name=DEMO_DEAL["name"]).exists():
-        deal = deal_create(seller=seller, **DEMO_DEAL, actor=None)  # type: ignore[arg-type]
-        created.append(f"deal {deal.public_id} by {seller.ref}")
-    return created

@@ -1,8 +1,15 @@
-"""Read-only admin of stored prices, coverage, sync state and market caps (the data is the source's)."""
+"""Read-only admin of stored prices, coverage, sync state and market caps (the data is the source's),
+and the pricing panels on the catalog's dataset page."""
+
+from typing import Any
 
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
 
+from catalog.admin import DatasetAdmin
+from catalog.models import Dataset
 from core.admin import ReadOnlyAdmin
+from pricing.admin_panels import dataset_pricing_context
 from pricing.models import MarketCapSnapshot, PriceCoverage, PricePoint, PriceSyncState
 
 
@@ -48,3 +55,22 @@ class PriceCoverageAdmin(ReadOnlyAdmin):
     list_display = ["dataset", "frequency", "start", "end"]
     list_filter = ["frequency", "dataset"]
     list_select_related = ["dataset"]
+
+
+# The catalog's dataset page with the price chart, market caps and sync status: the catalog
+# admin knows nothing of pricing, so pricing registers the page again with its panels added.
+admin.site.unregister(Dataset)
+
+
+@admin.register(Dataset)
+class DatasetPricingAdmin(DatasetAdmin):
+    change_form_template = "admin/pricing/dataset_change_form.html"
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        dataset = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if dataset is not None:
+            context.update(dataset_pricing_context(dataset=dataset))
+        return super().change_view(request, object_id, form_url, extra_context=context)

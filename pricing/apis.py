@@ -1,4 +1,5 @@
-"""Price history and market caps for entitled quants.
+"""Price history and market caps for entitled quants, and the public catalog listing with
+each dataset's latest market cap (served from ``catalog.cache``).
 
 The price endpoint is the hot path (a year of hourly points in one request): it reads
 plain tuples with ``values_list`` and writes JSON and CSV bytes by hand, no model
@@ -14,12 +15,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.http import parse_etags
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import generics
-from rest_framework.permissions import IsAuthenticated
+from rest_framework import generics, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,15 +30,17 @@ from rest_framework.views import APIView
 
 from accounts.authentication import request_account
 from accounts.permissions import IsQuant
-from catalog.models import Frequency
+from catalog.cache import catalog_answer
+from catalog.models import Dataset, Frequency
 from catalog.selectors import dataset_get
 from core.errors import ServiceUnavailable
-from core.pagination import CursorPagination
+from core.pagination import CursorPagination, PageNumberPagination
 from core.renderers import JSONRenderer
 from entitlements.selectors import grant_require
 from pricing import selectors, services
 from pricing.selectors import PricePage, iso_utc
 from pricing.serializers import (
+    DatasetOutputSerializer,
     MarketCapOutputSerializer,
     MarketCapQuerySerializer,
     PricePageSerializer,
@@ -314,3 +319,48 @@ class DatasetMarketCapsApi(generics.ListAPIView):
             start=_first_day_from(start) if start else None,
             end=_first_day_from(end) if end else None,
         )
+
+
+def _cacheable(request: Request, data: Any, etag: str) -> Response:
+    """The public answer with its ETag and Cache-Control; 304 when the client has it already."""
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={int(settings.CATALOG_MAX_AGE.total_seconds())}"}
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match and (if_none_match.strip() == "*" or etag in parse_etags(if_none_match)):
+        return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(data, headers=headers)
+
+
+@extend_schema(tags=["catalog"])
+class DatasetListApi(generics.ListAPIView):
+    """Every dataset on the platform with the frequencies it offers. Public."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    serializer_class = DatasetOutputSerializer
+    pagination_class = PageNumberPagination
+
+    def get_queryset(self) -> QuerySet[Dataset]:
+        return selectors.dataset_list()
+
+    def _build(self) -> Any:
+        response = self.list(self.request)
+        return response.data
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data, etag = catalog_answer(f"list?{request.META.get('QUERY_STRING', '')}", self._build)
+        return _cacheable(request, data, etag)
+
+
+@extend_schema_view(
+    get=extend_schema(responses=DatasetOutputSerializer, tags=["catalog"]),
+)
+class DatasetDetailApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request, symbol: str) -> Response:
+        data, etag = catalog_answer(
+            f"detail:{symbol.upper()}",
+            lambda: DatasetOutputSerializer(selectors.dataset_detail_get(symbol=symbol)).data,
+        )
+        return _cacheable(request, data, etag)

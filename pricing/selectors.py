@@ -10,8 +10,10 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import BigIntegerField, CharField, Func, OuterRef, QuerySet, Subquery
+from django.shortcuts import get_object_or_404
 
 from catalog.models import Dataset, Frequency
+from catalog.selectors import datasets_with_frequencies
 from pricing.models import MarketCapSnapshot, PriceCoverage, PricePoint, PriceSyncState
 
 STEP: dict[str, timedelta] = {Frequency.HOUR: timedelta(hours=1), Frequency.DAY: timedelta(days=1)}
@@ -231,6 +233,16 @@ def market_cap_latest_annotations() -> dict[str, Any]:
         "estimated": "estimated",
     }
     return {f"latest_market_cap_{name}": Subquery(latest.values(field)[:1]) for name, field in fields.items()}
+
+
+def dataset_list() -> QuerySet[Dataset]:
+    """The public catalog listing: datasets with their frequencies and, in the same query, their latest market cap."""
+    return datasets_with_frequencies().annotate(**market_cap_latest_annotations())
+
+
+def dataset_detail_get(*, symbol: str) -> Dataset:
+    """One dataset as the public listing shows it, or 404."""
+    return get_object_or_404(dataset_list(), symbol=symbol.upper())
 
 
 def sync_states_get(*, dataset: Dataset, frequencies: Collection[str]) -> dict[str, PriceSyncState]:

@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from catalog.models import Frequency
+from catalog.models import Dataset, DatasetFrequency, Frequency
 from core.instants import EARLIEST, LATEST, instant_parse
 from core.pagination import page_size_value
 from core.queries import QueryField, QuerySerializer
@@ -117,6 +117,27 @@ class ProblemSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField()
     instance = serializers.CharField(required=False)
+
+
+class DatasetFrequencyOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DatasetFrequency
+        fields = ["frequency", "approval_mode"]
+
+
+class DatasetOutputSerializer(serializers.ModelSerializer):
+    frequencies = DatasetFrequencyOutputSerializer(many=True)
+    latest_market_cap = serializers.SerializerMethodField(
+        help_text="The latest daily market-cap snapshot (taken at 20:00 UTC), or null before the first one."
+    )
+
+    class Meta:
+        model = Dataset
+        fields = ["symbol", "name", "frequencies", "latest_market_cap"]
+
+    @extend_schema_field(LatestMarketCapSerializer(allow_null=True))
+    def get_latest_market_cap(self, obj: Dataset) -> dict[str, Any] | None:
+        return LatestMarketCapSerializer.from_annotations(obj)
 
 
 # --- query strings -------------------------------------------------------------------

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from accounts import services as account_services
 from accounts.models import Account, Role
-from catalog.services import catalog_seed
+from demo.seed import catalog_seed
 from tests.factories import AccountFactory
 from tests.receiver import WebhookReceiver
 

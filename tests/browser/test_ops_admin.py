@@ -11,7 +11,7 @@ from django.utils.dateparse import parse_datetime
 from accounts import services as account_services
 from accounts.models import Role
 from catalog.models import Dataset
-from catalog.services import catalog_seed
+from demo.seed import catalog_seed
 from entitlements import services
 from tests.factories import AccountFactory
 

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from catalog.cache import catalog_cache_forget
 from catalog.models import DatasetFrequency
-from catalog.services import catalog_seed
+from demo.seed import catalog_seed
 
 DATASETS = "/api/v1/datasets"
 

@@ -22,7 +22,7 @@ import pytest
 
 from accounts import services as account_services
 from accounts.models import Role
-from catalog.services import catalog_seed
+from demo.seed import catalog_seed
 from tests.core.conftest import Server
 from tests.factories import AccountFactory
 

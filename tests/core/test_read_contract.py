@@ -27,9 +27,9 @@ from accounts import services as account_services
 from accounts.models import Role
 from accounts.selectors import api_key_cache_forget
 from catalog.models import Dataset
-from catalog.services import catalog_seed
 from deals.models import BuyerAuthorization, Deal, DealItem
 from deals.services import final_price_compute
+from demo.seed import catalog_seed
 from entitlements.models import Grant
 from pricing.models import MarketCapSnapshot, PriceCoverage, PricePoint, PriceSyncState
 from tests.factories import AccountFactory

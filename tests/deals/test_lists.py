@@ -76,7 +76,14 @@ def test_updated_after_is_strict(market):
 
 
 @pytest.mark.parametrize(
-    "params", [{"status": "lost"}, {"min_price": "abc"}, {"updated_after": "yesterday"}, {"ordering": "name"}]
+    "params",
+    [
+        {"status": "lost"},
+        {"min_price": "abc"},
+        {"updated_after": "yesterday"},
+        {"updated_after": "50%"},
+        {"ordering": "name"},
+    ],
 )
 def test_invalid_filter_is_400(market, params):
     response = market["buyer"].get(DEALS, params)

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from core.demo import scheduler_start
+from demo.scheduler import scheduler_start
 
 ADMIN_USERNAME = "admin"
 

@@ -5,18 +5,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from accounts import services as account_services
-from accounts.models import Account, Role
-from catalog.services import catalog_seed
+from accounts.models import Account
 from core.periodic import schedules_install
-from deals.services import deals_demo_seed
-
-DEMO_ACCOUNTS = [
-    ("demo-quant", Role.QUANT, "Demo Quant"),
-    ("demo-ops", Role.OPS, "Demo Ops"),
-    ("demo-seller", Role.SELLER, "Demo Seller"),
-    ("demo-buyer", Role.BUYER, "Demo Buyer"),
-]
+from demo.seed import accounts_demo_seed, catalog_seed, deals_demo_seed
 
 
 class Command(BaseCommand):
@@ -32,11 +23,8 @@ class Command(BaseCommand):
         for name in schedules_install():
             self.stdout.write(f"schedule: created {name}")
         if not options["no_demo"]:
-            for ref, role, name in DEMO_ACCOUNTS:
-                account, created = account_services.account_get_or_create(ref=ref, role=role, name=name)
-                if created:
-                    _, key = account_services.api_key_create(account=account, name="demo")
-                    self.stdout.write(f"account: created {ref} ({role}) with API key {key}")
+            for item in accounts_demo_seed():
+                self.stdout.write(f"account: created {item}")
             for item in deals_demo_seed(
                 seller=Account.objects.get(ref="demo-seller"), buyer=Account.objects.get(ref="demo-buyer")
             ):

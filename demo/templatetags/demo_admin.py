@@ -1,7 +1,7 @@
 from django import template
 from django.conf import settings
 
-from core.demo import scheduler_running
+from demo.scheduler import scheduler_running
 
 register = template.Library()
 
