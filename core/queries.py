@@ -62,7 +62,8 @@ class QuerySerializer(serializers.Serializer):
         return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
-        values: dict[str, Any] = {}
+        # ``values`` fills in declared order, so a field's validator can read the fields before it.
+        self.values = values = {}
         errors: dict[str, Any] = {}
         for field in self._writable_fields:
             name = str(field.field_name)
@@ -77,7 +78,6 @@ class QuerySerializer(serializers.Serializer):
                 pass
             else:
                 values[name] = value
-        self.values = values
         if errors:
             raise serializers.ValidationError(errors)
         return values

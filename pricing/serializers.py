@@ -197,12 +197,20 @@ class PriceQuerySerializer(QuerySerializer):
             raise serializers.ValidationError("Must be 'json' or 'csv'.")
         return fmt
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        end = attrs["end"] or self.context["now"]
-        start = attrs["start"] or end - DEFAULT_WINDOW[attrs["frequency"]]
+    def validate_start(self, start: datetime | None) -> datetime | None:
+        # The range is checked in declared order, before the paging parameters after it.
+        end = self.values.get("end") or self.context["now"]
+        frequency = self.values.get("frequency")
+        if start is None:
+            if frequency is None:  # invalid: its own error is the one answered
+                return None
+            start = end - DEFAULT_WINDOW[frequency]
         if start >= end:
-            raise serializers.ValidationError({"start": "Must be before end."})
-        return {**attrs, "start": start, "end": end}
+            raise serializers.ValidationError("Must be before end.")
+        return start
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return {**attrs, "end": attrs["end"] or self.context["now"]}
 
 
 class MarketCapQuerySerializer(QuerySerializer):

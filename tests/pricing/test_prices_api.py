@@ -135,6 +135,11 @@ def test_unknown_dataset_404(entitled, synthetic):
         ({"frequency": "1h", "end": "0001-01-01T00:00:00+05:00"}, "end"),
         ({"frequency": "1h", "start": "9999-12-31T23:59:59Z"}, "start"),
         ({"frequency": "1h", "start": "2024-02-01T00:00:00Z", "end": "2024-01-01T00:00:00Z"}, "start"),
+        (
+            {"frequency": "1h", "start": "2024-02-01T00:00:00Z", "end": "2024-01-01T00:00:00Z", "page_size": "0"},
+            "start",
+        ),
+        ({"frequency": "1h", "start": "2024-02-01T00:00:00Z", "end": "2024-01-01T00:00:00Z", "cursor": "!"}, "start"),
         ({"frequency": "1h", "page_size": "0"}, "page_size"),
         ({"frequency": "1h", "page_size": "10001"}, "page_size"),
         ({"frequency": "1h", "page_size": "ten"}, "page_size"),
