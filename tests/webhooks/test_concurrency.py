@@ -49,7 +49,7 @@ def test_many_deliveries_are_in_flight_at_once_over_reused_connections(
     # Eight deliveries, three of them answered after 0.5 s each: sent one after the other, the
     # last would arrive at least 1.5 s after the first. Sent at once, they all arrive together.
     arrivals = sorted(r.received_monotonic for r in requests)
-    assert arrivals[-1] - arrivals[0] < 1.0
+    assert arrivals[-1] - arrivals[0] < 1.4
     wait_until(_idle, 10, "the sender never recorded its attempts")
     assert Delivery.objects.filter(event=event, status="succeeded").count() == 8
     assert sorted(r.headers["webhook-id"] for r in requests) == [event.public_id] * 8
