@@ -57,12 +57,14 @@ def test_a_dropped_database_connection_recovers_on_the_next_request(make_client)
         pool.putconn(conn)
 
     # PostgreSQL restarts, or a proxy drops idle connections: every pooled connection is dead.
+    # The timeout makes each termination wait until the session has ended, as after a restart.
     with psycopg.connect(child_database_url().replace("postgres://", "postgresql://", 1), autocommit=True) as admin:
         killed = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
         ).fetchall()
     assert killed, "no pooled connection to drop"
+    assert all(ended for (ended,) in killed)
 
     started = time.monotonic()
     response = client.get("/api/v1/me", headers=headers)
