@@ -14,6 +14,7 @@ from django.utils.html import format_html
 
 from core.actors import actor_label
 from core.admin import AuditHistoryMixin, ReadOnlyInline, confirm_action
+from core.audit import admin_actor
 from core.errors import ProblemError
 from entitlements import services
 from entitlements.admin.actions import _report, _selected, _target_text
@@ -111,7 +112,7 @@ class GrantAdmin(AuditHistoryMixin, admin.ModelAdmin):
                 account=data["account"],
                 dataset=data["dataset"],
                 frequency=data["frequency"],
-                actor=request.user,  # type: ignore[arg-type]
+                actor=admin_actor(request),
                 expires_at=services.grant_expiry_resolve(
                     expires_at=data.get("expires_at"), trial_days=data.get("trial_days")
                 ),
@@ -174,7 +175,7 @@ class GrantAdmin(AuditHistoryMixin, admin.ModelAdmin):
                 request,
                 lambda grant: services.grant_revoke(
                     grant=grant,
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=admin_actor(request),
                     reason=form.cleaned_data["reason"],
                 ),
                 "Revoked",
@@ -201,7 +202,7 @@ class GrantAdmin(AuditHistoryMixin, admin.ModelAdmin):
                 lambda grant: services.grant_update_expiry(
                     grant=grant,
                     expires_at=form.new_expiry(grant),
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=admin_actor(request),
                     reason=form.cleaned_data["reason"],
                 ),
                 "Updated the end of",

@@ -17,6 +17,7 @@ from django.utils.html import format_html
 
 from core.actors import actor_label
 from core.admin import AuditHistoryMixin, confirm_action
+from core.audit import admin_actor
 from core.errors import ProblemError
 from entitlements import services
 from entitlements.admin.actions import _report, _selected, _target_text
@@ -33,7 +34,7 @@ def _decide_requests(
     for access_request, frequencies in targets:
         label = f"#{access_request.pk}" + (f" ({', '.join(frequencies)})" if frequencies else "")
         try:
-            decide(request=access_request, frequencies=frequencies, actor=request.user)
+            decide(request=access_request, frequencies=frequencies, actor=admin_actor(request))
         except ProblemError as exc:
             failed.append(f"{label}: not changed. {problem_text(exc)}")
         else:
@@ -174,7 +175,7 @@ class AccessRequestAdmin(AuditHistoryMixin, admin.ModelAdmin):
                 services.access_request_refuse(
                     request=access_request,
                     frequencies=frequencies,
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=admin_actor(request),
                     reason=data["reason"],
                 )
                 messages.success(request, f"Refused {what}: {data['reason'].strip()}")
@@ -183,7 +184,7 @@ class AccessRequestAdmin(AuditHistoryMixin, admin.ModelAdmin):
                 services.access_request_approve(
                     request=access_request,
                     frequencies=frequencies,
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=admin_actor(request),
                     expires_at=expires_at,
                     note=data.get("note", ""),
                 )
