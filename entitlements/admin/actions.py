@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.http import HttpRequest
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 
+from core.admin import confirm_action
 from entitlements.models import AccessRequest, AccessRequestItem, Grant, ItemStatus
 
 
@@ -44,3 +46,17 @@ def _report(
         messages.success(request, f"{verb} {len(done)} {what}: {', '.join(done)}.")
     for failure in failed:
         messages.error(request, failure)
+
+
+def confirm_selected(
+    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any], **form: Any
+) -> HttpResponse | None:
+    """``core.admin.confirm_action`` over the ticked rows, each described in words."""
+    return confirm_action(
+        model_admin,
+        request,
+        queryset,
+        objects=_selected(model_admin.model, request) or list(queryset),
+        describe=_target_text,
+        **form,
+    )

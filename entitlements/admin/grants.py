@@ -13,11 +13,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from core.actors import actor_label
-from core.admin import AuditHistoryMixin, ReadOnlyInline, confirm_action
+from core.admin import AuditHistoryMixin, ReadOnlyInline
 from core.audit import admin_actor
 from core.errors import ProblemError
 from entitlements import services
-from entitlements.admin.actions import _report, _selected, _target_text
+from entitlements.admin.actions import _report, _selected, confirm_selected
 from entitlements.admin.filters import GrantStatusFilter
 from entitlements.admin.forms import ExtendForm, ReasonForm, problem_text
 from entitlements.models import Grant, GrantChange
@@ -181,7 +181,7 @@ class GrantAdmin(AuditHistoryMixin, admin.ModelAdmin):
                 "Revoked",
             )
 
-        return confirm_action(
+        return confirm_selected(
             self,
             request,
             queryset,
@@ -189,8 +189,6 @@ class GrantAdmin(AuditHistoryMixin, admin.ModelAdmin):
             title="Revoke access",
             submit="Revoke",
             apply=apply,
-            objects=_selected(self.model, request) or list(queryset),
-            describe=_target_text,
         )
 
     @admin.action(description="Extend or change the end of selected grants…", permissions=["change"])
@@ -208,7 +206,7 @@ class GrantAdmin(AuditHistoryMixin, admin.ModelAdmin):
                 "Updated the end of",
             )
 
-        return confirm_action(
+        return confirm_selected(
             self,
             request,
             queryset,
@@ -216,6 +214,4 @@ class GrantAdmin(AuditHistoryMixin, admin.ModelAdmin):
             title="Extend access",
             submit="Save new end",
             apply=apply,
-            objects=_selected(self.model, request) or list(queryset),
-            describe=_target_text,
         )

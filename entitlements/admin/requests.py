@@ -16,11 +16,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from core.actors import actor_label
-from core.admin import AuditHistoryMixin, confirm_action
+from core.admin import AuditHistoryMixin
 from core.audit import admin_actor
 from core.errors import ProblemError
 from entitlements import services
-from entitlements.admin.actions import _report, _selected, _target_text
+from entitlements.admin.actions import _report, _selected, confirm_selected
 from entitlements.admin.filters import ItemStatusFilter, RequestFrequencyFilter, RequestStatusFilter
 from entitlements.admin.forms import DecisionForm, ReasonForm, TrialForm, problem_text
 from entitlements.models import AccessRequest, AccessRequestItem, Grant, ItemStatus, RequestStatus
@@ -242,7 +242,7 @@ class AccessRequestAdmin(AuditHistoryMixin, admin.ModelAdmin):
             done, failed = _decide_requests(request, targets, decide)
             _report(request, done, failed, "Approved as a trial")
 
-        return confirm_action(
+        return confirm_selected(
             self,
             request,
             queryset,
@@ -250,8 +250,6 @@ class AccessRequestAdmin(AuditHistoryMixin, admin.ModelAdmin):
             title="Approve as a trial",
             submit="Approve as a trial",
             apply=apply,
-            objects=_selected(self.model, request) or list(queryset),
-            describe=_target_text,
         )
 
     @admin.action(description="Refuse selected requests…", permissions=["change"])
@@ -264,7 +262,7 @@ class AccessRequestAdmin(AuditHistoryMixin, admin.ModelAdmin):
             done, failed = _decide_requests(request, targets, decide)
             _report(request, done, failed, "Refused")
 
-        return confirm_action(
+        return confirm_selected(
             self,
             request,
             queryset,
@@ -272,8 +270,6 @@ class AccessRequestAdmin(AuditHistoryMixin, admin.ModelAdmin):
             title="Refuse access",
             submit="Refuse",
             apply=apply,
-            objects=_selected(self.model, request) or list(queryset),
-            describe=_target_text,
         )
 
 
@@ -366,7 +362,7 @@ class AccessRequestItemAdmin(admin.ModelAdmin):
             done, failed = _decide_requests(request, targets, decide)
             _report(request, done, failed, "Approved as a trial", "request item group(s)")
 
-        return confirm_action(
+        return confirm_selected(
             self,
             request,
             queryset,
@@ -374,8 +370,6 @@ class AccessRequestItemAdmin(admin.ModelAdmin):
             title="Approve items as a trial",
             submit="Approve as a trial",
             apply=apply,
-            objects=_selected(self.model, request) or list(queryset),
-            describe=_target_text,
         )
 
     @admin.action(description="Refuse selected items…", permissions=["change"])
@@ -388,7 +382,7 @@ class AccessRequestItemAdmin(admin.ModelAdmin):
             done, failed = _decide_requests(request, targets, decide)
             _report(request, done, failed, "Refused", "request item group(s)")
 
-        return confirm_action(
+        return confirm_selected(
             self,
             request,
             queryset,
@@ -396,6 +390,4 @@ class AccessRequestItemAdmin(admin.ModelAdmin):
             title="Refuse items",
             submit="Refuse",
             apply=apply,
-            objects=_selected(self.model, request) or list(queryset),
-            describe=_target_text,
         )
