@@ -185,7 +185,7 @@ def test_fan_out_costs_the_same_queries_for_many_buyers(
     seller_client.delete(f"{AUTHORIZED_BUYERS}/{de_authorised.account.ref}")
     (event,) = events("deal.created")
 
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(6):
         created = webhook_services.event_fanout(event_id=event.pk)
 
     assert len(created) == 24

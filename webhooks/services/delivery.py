@@ -10,8 +10,9 @@ and a claim whose worker died lapses with its lease.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,8 +64,21 @@ def _lease(now: datetime) -> dict[str, Any]:
     return {"lease_token": new_lease_token(), "lease_expires_at": now + timedelta(seconds=_lease_seconds())}
 
 
-def _endpoints_lock_shared(*, endpoint_ids: Iterable[int]) -> list[int]:
-    """Share-lock endpoint rows, in id order, for the rest of the transaction; return the ids that exist.
+def _postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _in(column: str, values: Collection[Any]) -> tuple[str, list[Any]]:
+    """``column`` among ``values``, and its parameters: one array on PostgreSQL (the driver neither
+    parses a placeholder per value nor misses its statement cache), a list elsewhere."""
+    if _postgresql():
+        return f"{column} = ANY(%s)", [list(values)]
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
+
+
+def _endpoints_lock_shared(*, endpoint_ids: Iterable[int]) -> dict[int, bool]:
+    """Share-lock endpoint rows, in id order, for the rest of the transaction; return, for the
+    ids that exist, whether the endpoint is on a failure streak.
 
     Every writer of deliveries and attempts takes this lock first, and deleting an
     endpoint takes its exclusive lock first: a delete waits for the writers in
@@ -72,38 +86,54 @@ def _endpoints_lock_shared(*, endpoint_ids: Iterable[int]) -> list[int]:
     """
     ids = sorted(set(endpoint_ids))
     if not ids:
-        return []
-    where, params = "id IN (" + ", ".join(["%s"] * len(ids)) + ")", ids
-    lock = " FOR SHARE" if connection.vendor == "postgresql" else ""  # SQLite runs one writer at a time
+        return {}
+    where, params = _in("id", ids)
+    lock = " FOR SHARE" if _postgresql() else ""  # SQLite runs one writer at a time
     with connection.cursor() as cursor:
         # Only constant fragments and placeholders are formatted in; the values go as parameters.
-        cursor.execute(f"SELECT id FROM webhooks_endpoint WHERE {where} ORDER BY id{lock}", params)  # noqa: S608
-        return [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            f"SELECT id, failing_since IS NOT NULL FROM webhooks_endpoint WHERE {where} ORDER BY id{lock}",  # noqa: S608
+            params,
+        )
+        return {row[0]: bool(row[1]) for row in cursor.fetchall()}
 
 
 @dataclass(frozen=True)
 class _Recipient:
+    """What sending to an endpoint needs of its row, without a model instance per endpoint."""
+
     id: int
     account_id: int
     event_types: list[str]
     enabled: bool
+    url: str
+    secret: str
+    previous_secret: str
+    previous_secret_expires_at: datetime | None
+
+
+_RECIPIENT_COLUMNS = "id, account_id, event_types, enabled, url, secret, previous_secret, previous_secret_expires_at"
+
+
+def _recipients(rows: Iterable[tuple[Any, ...]]) -> list[_Recipient]:
+    return [
+        _Recipient(pk, account_id, (json.loads(types) if isinstance(types, str) else types) or [], bool(enabled), *rest)
+        for pk, account_id, types, enabled, *rest in rows
+    ]
 
 
 def _endpoints_lock_shared_rows(*, event_id: int) -> list[_Recipient]:
     """As ``_endpoints_lock_shared`` for an event's recipients, returning what the fan-out needs
     of the locked rows: one query, and no model instance per endpoint."""
-    lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
+    lock = " FOR SHARE" if _postgresql() else ""
     with connection.cursor() as cursor:
         cursor.execute(
             # Only constant fragments are formatted in; the event id goes as a parameter.
-            f"SELECT id, account_id, event_types, enabled FROM {Endpoint._meta.db_table} WHERE account_id IN "  # noqa: S608
+            f"SELECT {_RECIPIENT_COLUMNS} FROM {Endpoint._meta.db_table} WHERE account_id IN "  # noqa: S608
             f"(SELECT account_id FROM webhooks_eventrecipient WHERE event_id = %s) ORDER BY id{lock}",
             [event_id],
         )
-        return [
-            _Recipient(pk, account_id, (json.loads(types) if isinstance(types, str) else types) or [], bool(enabled))
-            for pk, account_id, types, enabled in cursor.fetchall()
-        ]
+        return _recipients(cursor.fetchall())
 
 
 def _deliveries_insert(
@@ -156,13 +186,14 @@ def _deliveries_insert(
             chunk = endpoint_ids[start_at : start_at + 1000]
             columns = {"event_id": event_id, "attempt_count": 0, "round_attempts": 0, "created_at": created, **values}
             names = ", ".join(f'"{name}"' for name in columns)
+            where, params = _in('"id"', chunk)
             with connection.cursor() as cursor:
                 cursor.execute(
                     # Only column names are formatted in; the values go as parameters.
                     f'INSERT INTO "{meta.db_table}" ("endpoint_id", {names}) '  # noqa: S608
                     f'SELECT "id", {", ".join(["%s"] * len(columns))} FROM "{Endpoint._meta.db_table}" '
-                    f'WHERE "id" IN ({", ".join(["%s"] * len(chunk))}) RETURNING "id", "endpoint_id"',
-                    [*columns.values(), *chunk],
+                    f'WHERE {where} RETURNING "id", "endpoint_id"',
+                    [*columns.values(), *params],
                 )
                 if values["status"] == DeliveryStatus.PENDING.value:
                     ids.update((endpoint_id, pk) for pk, endpoint_id in cursor.fetchall())
@@ -200,10 +231,10 @@ def _fanout(event_id: int, *, start: bool) -> tuple[list[Claim], list[Outgoing]]
     disabled get a ``failed`` delivery, so their owner can redeliver it after
     re-enabling them (the notice that an endpoint was disabled skips that endpoint).
     """
-    event = Event.objects.select_for_update(skip_locked=True).filter(pk=event_id, dispatched_at__isnull=True).first()
+    now = timezone.now()
+    event = _event_claim(event_id, now)
     if event is None:
         return [], []
-    now = timezone.now()
     about = event.data.get("endpoint", {}).get("id") if event.type == ENDPOINT_DISABLED else None
     endpoints = [
         endpoint
@@ -215,26 +246,47 @@ def _fanout(event_id: int, *, start: bool) -> tuple[list[Claim], list[Outgoing]]
     lease = _lease(now)
     chunk = max(1, int(settings.WEBHOOKS_FANOUT_CHUNK))
     recipients = [endpoint for endpoint in endpoints if endpoint.account_id in allowed]
-    pending = [endpoint.id for endpoint in recipients if endpoint.enabled]
+    pending = [endpoint for endpoint in recipients if endpoint.enabled]
     ids = _deliveries_insert(
         event_id=event.pk,
         now=now,
         lease=lease,
-        pending=pending,
+        pending=[endpoint.id for endpoint in pending],
         on_wire=chunk if start else 0,  # only the first chunk is started here
         failed=[endpoint.id for endpoint in recipients if not endpoint.enabled],
     )
-    event.dispatched_at = now
-    event.save(update_fields=["dispatched_at"])
     token = str(lease["lease_token"])
-    claims = [(ids[endpoint_id], token) for endpoint_id in pending]
+    claims = [(ids[endpoint.id], token) for endpoint in pending]
     if not start:
         return claims, []
     for start_at in range(chunk, len(claims), chunk):
         enqueue_on_commit("webhooks.tasks.deliveries_send", claims[start_at : start_at + chunk])
-    first = {endpoint.pk: endpoint for endpoint in Endpoint.objects.filter(pk__in=pending[:chunk])}
     body = envelope_body(event)
-    return [], [_outgoing(ids[pk], first[pk], event, token, body=body) for pk in pending[:chunk]]
+    return [], [_outgoing(ids[endpoint.id], endpoint, event, token, body=body) for endpoint in pending[:chunk]]
+
+
+def _event_claim(event_id: int, now: datetime) -> Event | None:
+    """Mark an undispatched event dispatched and return it, unless another worker holds it
+    (``SKIP LOCKED``) or did it already: one statement."""
+    if not _postgresql():  # SQLite runs one writer at a time
+        if not Event.objects.filter(pk=event_id, dispatched_at__isnull=True).update(dispatched_at=now):
+            return None
+        return Event.objects.get(pk=event_id)
+    table = Event._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # Only the table name is formatted in; the values go as parameters.
+            f"UPDATE {table} SET dispatched_at = %s WHERE id = "  # noqa: S608
+            f"(SELECT id FROM {table} WHERE id = %s AND dispatched_at IS NULL FOR UPDATE SKIP LOCKED) "
+            "RETURNING id, public_id, type, data, created_at",
+            [now, event_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    pk, public_id, event_type, data, created_at = row
+    data = json.loads(data) if isinstance(data, str) else data
+    return Event(pk=pk, public_id=public_id, type=event_type, data=data, created_at=created_at, dispatched_at=now)
 
 
 def _claimable(now: datetime) -> QuerySet[Delivery]:
@@ -341,51 +393,82 @@ def deliveries_start(*, claims: Iterable[Claim]) -> list[Outgoing]:
         return []
     with transaction.atomic():
         now = timezone.now()
-        endpoint_ids = Delivery.objects.filter(pk__in=[c[0] for c in claims]).values_list("endpoint_id", flat=True)
-        _endpoints_lock_shared(endpoint_ids=set(endpoint_ids))
+        where, params = _in("id", [delivery_id for delivery_id, _ in claims])
+        lock = " FOR SHARE" if _postgresql() else ""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                # Only constant fragments are formatted in; the values go as parameters.
+                f"SELECT {_RECIPIENT_COLUMNS} FROM {Endpoint._meta.db_table} WHERE id IN "  # noqa: S608
+                f"(SELECT endpoint_id FROM {Delivery._meta.db_table} WHERE {where}) ORDER BY id{lock}",
+                params,
+            )
+            endpoints = {endpoint.id: endpoint for endpoint in _recipients(cursor.fetchall())}
         token = new_lease_token()
-        sending_until = now + settings.WEBHOOKS_TIMEOUT + timedelta(seconds=1)
-        owned: list[int] = []
-        for claim_token, ids in _by_token(claims).items():
-            owned_now = list(
-                Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.PENDING, lease_token=claim_token)
-                .exclude(lease_token="")
-                .values_list("pk", flat=True)
-            )
-            Delivery.objects.filter(pk__in=owned_now).update(
-                lease_token=token,
-                lease_expires_at=now + timedelta(seconds=_lease_seconds()),
-                sending_until=sending_until,
-            )
-            owned += owned_now
+        owned = _claims_trade(claims, token, now)
         if not owned:
             return []
-        deliveries = list(Delivery.objects.select_related("event", "endpoint").filter(pk__in=owned).order_by("id"))
-        allowed: dict[int, set[int]] = {}
-        for delivery in deliveries:
-            if delivery.event_id not in allowed:
-                event = delivery.event
-                recipients = {d.endpoint.account_id for d in deliveries if d.event_id == event.pk}
-                allowed[event.pk] = audience_filter(event.type, event.data, recipients)
+        events = {event.pk: event for event in Event.objects.filter(pk__in={event_id for _, event_id, _ in owned})}
+        allowed = {
+            event.pk: audience_filter(
+                event.type,
+                event.data,
+                {endpoints[endpoint_id].account_id for _, event_id, endpoint_id in owned if event_id == event.pk},
+            )
+            for event in events.values()
+        }
         outgoing: list[Outgoing] = []
         bodies: dict[int, str] = {}
-        for delivery in deliveries:
-            endpoint, event = delivery.endpoint, delivery.event
+        for delivery_id, event_id, endpoint_id in owned:
+            endpoint, event = endpoints[endpoint_id], events[event_id]
             if not endpoint.enabled:
-                _delivery_close(delivery, token, DeliveryStatus.FAILED, "Endpoint disabled.")
+                _delivery_close(delivery_id, token, DeliveryStatus.FAILED, "Endpoint disabled.")
                 continue
-            if endpoint.account_id not in allowed[event.pk]:
+            if endpoint.account_id not in allowed[event_id]:
                 _delivery_close(
-                    delivery, token, DeliveryStatus.CANCELLED, "The recipient may no longer see this event."
+                    delivery_id, token, DeliveryStatus.CANCELLED, "The recipient may no longer see this event."
                 )
                 continue
-            if event.pk not in bodies:
-                bodies[event.pk] = envelope_body(event)
-            outgoing.append(_outgoing(delivery.pk, endpoint, event, token, body=bodies[event.pk]))
+            if event_id not in bodies:
+                bodies[event_id] = envelope_body(event)
+            outgoing.append(_outgoing(delivery_id, endpoint, event, token, body=bodies[event_id]))
         return outgoing
 
 
-def _outgoing(delivery_id: int, endpoint: Endpoint, event: Event, token: str, *, body: str) -> Outgoing:
+def _claims_trade(claims: list[Claim], token: str, now: datetime) -> list[tuple[int, int, int]]:
+    """Trade the claims still held for ``token``, marked on the wire until the attempt's deadline;
+    return (delivery id, event id, endpoint id) of each, in delivery id order."""
+    values = {
+        "lease_token": token,
+        "lease_expires_at": now + timedelta(seconds=_lease_seconds()),
+        "sending_until": now + settings.WEBHOOKS_TIMEOUT + timedelta(seconds=1),
+    }
+    table = Delivery._meta.db_table
+    owned: list[tuple[int, int, int]] = []
+    for claim_token, ids in _by_token(claims).items():
+        if not claim_token:
+            continue
+        where, params = _in("id", ids)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                # Only constant fragments are formatted in; the values go as parameters.
+                f"UPDATE {table} SET lease_token = %s, lease_expires_at = %s, sending_until = %s "  # noqa: S608
+                f"WHERE {where} AND status = %s AND lease_token = %s RETURNING id, event_id, endpoint_id",
+                [*_prepped(Delivery, values), *params, DeliveryStatus.PENDING.value, claim_token],
+            )
+            owned += [tuple(row) for row in cursor.fetchall()]
+    return sorted(owned)
+
+
+def _prepped(model: type[models.Model], values: dict[str, Any]) -> list[Any]:
+    prepped = []
+    for name, value in values.items():
+        field = model._meta.get_field(name)
+        assert isinstance(field, models.Field)
+        prepped.append(field.get_db_prep_save(value, connection))
+    return prepped
+
+
+def _outgoing(delivery_id: int, endpoint: _Recipient, event: Event, token: str, *, body: str) -> Outgoing:
     signed_at = timezone.now()
     signatures = [
         Webhook(secret).sign(event.public_id, signed_at, body)
@@ -393,7 +476,7 @@ def _outgoing(delivery_id: int, endpoint: Endpoint, event: Event, token: str, *,
     ]
     return Outgoing(
         delivery_id=delivery_id,
-        endpoint_id=endpoint.pk,
+        endpoint_id=endpoint.id,
         lease_token=token,
         url=endpoint.url,
         body=body.encode(),
@@ -420,21 +503,20 @@ def outgoing_post(outgoing: Outgoing) -> http.PostResult:
     )
 
 
-def delivery_attempt(*, delivery_id: int, lease_token: str) -> DeliveryAttempt | None:
+def delivery_attempt(*, delivery_id: int, lease_token: str) -> bool:
     """Make one attempt at a delivery this caller claimed, log it, and schedule what comes next.
 
-    Returns None without sending when the claim is no longer the caller's (another
+    Returns False without sending when the claim is no longer the caller's (another
     worker took it after the lease ran out) or the delivery is done.
     """
     started = deliveries_start(claims=[(delivery_id, lease_token)])
     if not started:
-        return None
-    attempts = attempts_record(results=[(started[0], outgoing_post(started[0]))])
-    return attempts[0] if attempts else None
+        return False
+    return attempts_record(results=[(started[0], outgoing_post(started[0]))]) > 0
 
 
-def _delivery_close(delivery: Delivery, lease_token: str, status: str, reason: str) -> None:
-    Delivery.objects.filter(pk=delivery.pk, lease_token=lease_token, status=DeliveryStatus.PENDING).update(
+def _delivery_close(delivery_id: int, lease_token: str, status: str, reason: str) -> None:
+    Delivery.objects.filter(pk=delivery_id, lease_token=lease_token, status=DeliveryStatus.PENDING).update(
         status=status,
         last_error=reason,
         completed_at=timezone.now(),
@@ -456,8 +538,9 @@ def _error(result: http.PostResult) -> str:
     return result.error or "No response."
 
 
-def attempts_record(*, results: Iterable[tuple[Outgoing, http.PostResult]]) -> list[DeliveryAttempt]:
-    """Log attempts and schedule what comes next for each delivery, in one transaction for all of them.
+def attempts_record(*, results: Iterable[tuple[Outgoing, http.PostResult]]) -> int:
+    """Log attempts and schedule what comes next for each delivery, in one transaction for all of them;
+    returns how many attempts were logged.
 
     A delivery whose endpoint was deleted meanwhile is skipped; a claim lost
     meanwhile (redelivery, endpoint disabled) keeps the attempt on record only.
@@ -466,134 +549,157 @@ def attempts_record(*, results: Iterable[tuple[Outgoing, http.PostResult]]) -> l
     """
     results = list(results)
     if not results:
-        return []
-    attempts = _attempts_log(results)
+        return 0
+    logged, failing = _attempts_log(results)
     # After the deliveries' transaction: endpoint rows are only ever locked before delivery
     # rows (share locks at start and record, endpoint_disable), never after, so no deadlock.
-    by_delivery = {outgoing.delivery_id: (outgoing, result) for outgoing, result in results}
     healthy: set[int] = set()
-    for attempt in attempts:
-        outgoing, result = by_delivery[attempt.delivery_id]
+    for outgoing, result in results:
+        if outgoing.delivery_id not in logged:
+            continue
         code = result.status_code
         if code is not None and 200 <= code < 300:
-            healthy.add(outgoing.endpoint_id)
+            if outgoing.endpoint_id in failing:
+                healthy.add(outgoing.endpoint_id)
         else:
-            _endpoint_health(outgoing.endpoint_id, code, attempt.error, outgoing.signed_at)
+            _endpoint_health(outgoing.endpoint_id, code, _error(result), outgoing.signed_at)
     if healthy:
         Endpoint.objects.filter(pk__in=healthy, failing_since__isnull=False).update(failing_since=None)
-    return attempts
+    return len(logged)
+
+
+_DELIVERY_WRITTEN = (
+    "attempt_count",
+    "last_attempt_at",
+    "last_status_code",
+    "last_error",
+    "lease_token",
+    "lease_expires_at",
+    "sending_until",
+    "status",
+    "next_attempt_at",
+    "completed_at",
+    "round_attempts",
+)
 
 
 @transaction.atomic
-def _attempts_log(results: list[tuple[Outgoing, http.PostResult]]) -> list[DeliveryAttempt]:
+def _attempts_log(results: list[tuple[Outgoing, http.PostResult]]) -> tuple[set[int], set[int]]:
+    """Returns the deliveries whose attempt was logged, and the endpoints that were on a failure streak."""
     now = timezone.now()
-    live = set(_endpoints_lock_shared(endpoint_ids={outgoing.endpoint_id for outgoing, _ in results}))
-    ids = sorted(outgoing.delivery_id for outgoing, _ in results if outgoing.endpoint_id in live)
-    deliveries = {d.pk: d for d in Delivery.objects.select_for_update().filter(pk__in=ids).order_by("id")}
-    attempts: list[DeliveryAttempt] = []
-    changed: list[Delivery] = []
+    endpoints = _endpoints_lock_shared(endpoint_ids={outgoing.endpoint_id for outgoing, _ in results})
+    ids = sorted(outgoing.delivery_id for outgoing, _ in results if outgoing.endpoint_id in endpoints)
+    failing = {endpoint_id for endpoint_id, streak in endpoints.items() if streak}
+    if not ids:
+        return set(), failing
+    where, params = _in("id", ids)
+    lock = " FOR UPDATE" if _postgresql() else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # Only constant fragments are formatted in; the values go as parameters.
+            f"SELECT id, {', '.join(_DELIVERY_WRITTEN)} FROM {Delivery._meta.db_table} "  # noqa: S608
+            f"WHERE {where} ORDER BY id{lock}",
+            params,
+        )
+        deliveries = {row[0]: dict(zip(("id", *_DELIVERY_WRITTEN), row, strict=True)) for row in cursor.fetchall()}
+    attempts: list[dict[str, Any]] = []
+    changed: dict[int, dict[str, Any]] = {}
     for outgoing, result in results:
         delivery = deliveries.get(outgoing.delivery_id)
         if delivery is None:
             continue  # the endpoint was deleted while the request was in flight
         code = result.status_code
         succeeded = code is not None and 200 <= code < 300
-        error = _error(result)
-        delivery.attempt_count += 1
+        error = _error(result)[:500]
+        delivery["attempt_count"] += 1
         attempts.append(
-            DeliveryAttempt(
-                delivery=delivery,
-                number=delivery.attempt_count,
-                started_at=outgoing.signed_at,
-                duration_ms=result.duration_ms,
-                status_code=code,
-                error=error[:500],
-                response_body=_response_text(result.body),
-                url=outgoing.url,
-            )
+            {
+                "delivery_id": outgoing.delivery_id,
+                "number": delivery["attempt_count"],
+                "started_at": outgoing.signed_at,
+                "duration_ms": result.duration_ms,
+                "status_code": code,
+                "error": error,
+                "response_body": _response_text(result.body),
+                "url": outgoing.url,
+            }
         )
-        delivery.last_attempt_at = outgoing.signed_at
-        delivery.last_status_code = code
-        delivery.last_error = error[:500]
-        if delivery.lease_token in (outgoing.lease_token, ""):
-            delivery.sending_until = None  # off the wire (a disabled endpoint's claims were cleared meanwhile)
-        still_ours = delivery.status == DeliveryStatus.PENDING and delivery.lease_token == outgoing.lease_token
-        if still_ours:
-            delivery.lease_token = ""
-            delivery.lease_expires_at = None
+        delivery.update(last_attempt_at=outgoing.signed_at, last_status_code=code, last_error=error)
+        if delivery["lease_token"] in (outgoing.lease_token, ""):
+            delivery["sending_until"] = None  # off the wire (a disabled endpoint's claims were cleared meanwhile)
+        if delivery["status"] == DeliveryStatus.PENDING and delivery["lease_token"] == outgoing.lease_token:
+            delivery.update(lease_token="", lease_expires_at=None)
             if succeeded:
-                delivery.status = DeliveryStatus.SUCCEEDED
-                delivery.next_attempt_at = None
-                delivery.completed_at = now
+                delivery.update(status=DeliveryStatus.SUCCEEDED.value, next_attempt_at=None, completed_at=now)
             else:
-                delivery.round_attempts += 1
-                if code == 410 or delivery.round_attempts > len(settings.WEBHOOKS_RETRY_SCHEDULE):
-                    delivery.status = DeliveryStatus.FAILED
-                    delivery.next_attempt_at = None
-                    delivery.completed_at = now
+                delivery["round_attempts"] += 1
+                if code == 410 or delivery["round_attempts"] > len(settings.WEBHOOKS_RETRY_SCHEDULE):
+                    delivery.update(status=DeliveryStatus.FAILED.value, next_attempt_at=None, completed_at=now)
                 else:
                     delay = retry_delay(
-                        round_attempts=delivery.round_attempts,
+                        round_attempts=delivery["round_attempts"],
                         status_code=code,
                         retry_after=result.headers.get("retry-after"),
                         now=now,
                     )
-                    delivery.next_attempt_at = now + timedelta(seconds=delay)
-        changed.append(delivery)
+                    delivery["next_attempt_at"] = now + timedelta(seconds=delay)
+        changed[outgoing.delivery_id] = delivery
     if not changed:
-        return []
-    _deliveries_update(
-        changed,
-        [
-            "attempt_count",
-            "last_attempt_at",
-            "last_status_code",
-            "last_error",
-            "lease_token",
-            "lease_expires_at",
-            "sending_until",
-            "status",
-            "next_attempt_at",
-            "completed_at",
-            "round_attempts",
-        ],
-    )
-    return DeliveryAttempt.objects.bulk_create(attempts)
+        return set(), failing
+    _deliveries_update_and_log(list(changed.values()), attempts)
+    return set(changed), failing
 
 
-def _deliveries_update(deliveries: list[Delivery], fields: list[str]) -> None:
-    """Write ``fields`` of many deliveries in one statement.
+def _deliveries_update_and_log(deliveries: list[dict[str, Any]], attempts: list[dict[str, Any]]) -> None:
+    """Write the deliveries' new state and insert their attempts.
 
-    On PostgreSQL an ``UPDATE ... FROM (VALUES ...)``: Django's ``bulk_update`` builds a
-    ``CASE WHEN`` per field and row, whose construction costs the worker far more CPU than
-    the database spends on it when hundreds of answers are recorded at once.
+    On PostgreSQL one statement: an ``UPDATE ... FROM unnest(...)`` and an ``INSERT ... SELECT
+    FROM unnest(...)`` with one array parameter per column. Django's ``bulk_update`` builds a
+    ``CASE WHEN`` per field and row, and ``bulk_create`` a model instance and a placeholder per
+    field and row, whose construction (and the driver's parsing of the placeholders) cost the
+    worker more CPU than the database spends on them.
     """
-    if connection.vendor != "postgresql":
-        Delivery.objects.bulk_update(deliveries, fields)
-        return
-    meta = Delivery._meta
-    columns = [field for name in fields if isinstance(field := meta.get_field(name), models.Field)]
-    pk = meta.pk
-    assert pk is not None
-    casts = [pk.db_type(connection), *(field.db_type(connection) for field in columns)]
-    row = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
-    names = [pk.column, *(field.column for field in columns)]
-    assignments = ", ".join(f'"{field.column}" = v."{field.column}"' for field in columns)
-    aliases = ", ".join(f'"{name}"' for name in names)
-    for start in range(0, len(deliveries), 1000):
-        chunk = deliveries[start : start + 1000]
-        params: list[Any] = []
-        for delivery in chunk:
-            params.append(delivery.pk)
-            params += [field.get_db_prep_save(getattr(delivery, field.attname), connection) for field in columns]
-        # Only column names and types from the model are formatted in; the values go as parameters.
-        sql = (
-            f'UPDATE "{meta.db_table}" AS d SET {assignments} '  # noqa: S608
-            f"FROM (VALUES {', '.join([row] * len(chunk))}) AS v({aliases}) "
-            f'WHERE d."{pk.column}" = v."{pk.column}"'
+    if not _postgresql():
+        Delivery.objects.bulk_update(
+            [Delivery(**{"pk": row["id"], **{name: row[name] for name in _DELIVERY_WRITTEN}}) for row in deliveries],
+            list(_DELIVERY_WRITTEN),
         )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        DeliveryAttempt.objects.bulk_create([DeliveryAttempt(**row) for row in attempts])
+        return
+    delivery_columns = _columns(Delivery, ("id", *_DELIVERY_WRITTEN))
+    attempt_columns = _columns(DeliveryAttempt, tuple(attempts[0]))
+
+    def unnest(columns: list[tuple[str, str]]) -> str:
+        return "unnest(" + ", ".join(f"%s::{cast}[]" for _, cast in columns) + ")"
+
+    def names(columns: list[tuple[str, str]]) -> str:
+        return ", ".join(f'"{column}"' for column, _ in columns)
+
+    assignments = ", ".join(f'"{column}" = v."{column}"' for column, _ in delivery_columns[1:])
+    sql = (
+        f"WITH v AS (SELECT * FROM {unnest(delivery_columns)} AS v({names(delivery_columns)})), "  # noqa: S608
+        f'u AS (UPDATE "{Delivery._meta.db_table}" AS d SET {assignments} FROM v WHERE d."id" = v."id") '
+        f'INSERT INTO "{DeliveryAttempt._meta.db_table}" ({names(attempt_columns)}) '
+        f"SELECT * FROM {unnest(attempt_columns)}"
+    )
+    params = [[row[name] for row in deliveries] for name in ("id", *_DELIVERY_WRITTEN)]
+    params += [[row[name] for row in attempts] for name in attempts[0]]
+    with connection.cursor() as cursor:
+        # Only column names and types from the models are formatted in; the values go as parameters.
+        cursor.execute(sql, params)
+
+
+@functools.cache
+def _columns(model: type[models.Model], names: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(column, database type) of each named field, for the array parameters of one statement."""
+    columns = []
+    for name in names:
+        field = model._meta.get_field(name)
+        assert isinstance(field, models.Field)
+        cast = field.db_type(connection)
+        assert cast is not None
+        columns.append((field.column, cast.split("(")[0]))  # varchar(500)[] casts as varchar[]
+    return columns
 
 
 def _endpoint_health(endpoint_id: int, code: int | None, error: str, started_at: datetime) -> None:

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from django.conf import settings
 from django.db import transaction
@@ -189,7 +190,18 @@ def endpoint_rotate_secret(*, endpoint: Endpoint, actor: Actor = None) -> Endpoi
     return endpoint
 
 
-def endpoint_signing_secrets(endpoint: Endpoint, *, now: datetime | None = None) -> list[str]:
+class Signer(Protocol):
+    """What signing needs of an endpoint: its secrets (an ``Endpoint``, or a row read without one)."""
+
+    @property
+    def secret(self) -> str: ...
+    @property
+    def previous_secret(self) -> str: ...
+    @property
+    def previous_secret_expires_at(self) -> datetime | None: ...
+
+
+def endpoint_signing_secrets(endpoint: Signer, *, now: datetime | None = None) -> list[str]:
     now = now or timezone.now()
     secrets = [endpoint.secret]
     if endpoint.previous_secret and endpoint.previous_secret_expires_at and endpoint.previous_secret_expires_at > now:
