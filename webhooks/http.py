@@ -187,8 +187,10 @@ class _Watchdog:
                 self._thread = threading.Thread(target=self._run, name="webhook-deadlines", daemon=True)
                 self._thread.start()
             self._seq += 1
-            heapq.heappush(self._heap, (time.monotonic() + seconds, self._seq, call))
-            self._cond.notify()
+            entry = (time.monotonic() + seconds, self._seq, call)
+            heapq.heappush(self._heap, entry)
+            if self._heap[0] is entry:  # the thread sleeps until the earliest deadline: wake it only for a new one
+                self._cond.notify()
 
     def _run(self) -> None:
         while True:
