@@ -14,19 +14,28 @@ logged): an outage of Redis must not take the API down with it."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import time
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
-from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
+from rest_framework.throttling import AnonRateThrottle, BaseThrottle, SimpleRateThrottle
 
 logger = logging.getLogger(__name__)
 CACHE_ERRORS = (RedisError, OSError)
+
+
+def failure_key(address: str | None) -> str:
+    """The cache key counting an address's 401 and 404 answers (``FailureRateLimitMiddleware``)."""
+    return "failures:" + hashlib.sha256(str(address).encode()).hexdigest()
 
 
 def _window_hit(key: str, window: int, duration: int) -> tuple[int, int]:
@@ -113,3 +122,77 @@ class ApiKeyRateThrottle(_SettingsRate, SimpleRateThrottle):
 
 class AnonymousRateThrottle(_SettingsRate, AnonRateThrottle):
     scope = "anon"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A request the fast path counted in its rate limit: the counter to take the hit back from."""
+
+    counter: str | None
+
+
+# KEYS: the address's failure counter, this window's rate counter, the previous window's
+# (either counter "" when its limit is off). ARGV: the rate counter's time to live.
+# Returns the failure count, this window's count, the previous window's count.
+_ADMIT = """
+local failures = false
+if KEYS[1] ~= "" then failures = redis.call("GET", KEYS[1]) end
+local count, before = 0, false
+if KEYS[2] ~= "" then
+  count = redis.call("INCR", KEYS[2])
+  if count == 1 then redis.call("EXPIRE", KEYS[2], ARGV[1]) end
+  before = redis.call("GET", KEYS[3])
+end
+return {failures, count, before}
+"""
+_admit_scripts: dict[int, Any] = {}
+
+
+def hot_admit(environ: dict[str, Any], *, scope: str, ident: str | None) -> Admission | None:
+    """Count a fast-path request as the throttles would, and read its address's failure count,
+    in one Redis round trip (one script): the ``scope`` limit keyed on ``ident`` (the client
+    address when None) and ``FailureRateLimitMiddleware``'s limit. None when either refuses
+    (the hit taken back) or the cache is not Redis or is unreachable: the request then goes to
+    Django, which answers it as always (the 429, or the request unthrottled with a warning)."""
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return None
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+    headers = {} if forwarded is None else {"x-forwarded-for": forwarded}
+    address = BaseThrottle().get_ident(SimpleNamespace(META=environ, headers=headers))  # type: ignore[arg-type]
+    rate = api_settings.DEFAULT_THROTTLE_RATES.get(scope)
+    failure_rate = settings.API_FAILURE_RATE_LIMIT
+    keys = [backend.make_key(failure_key(address)) if failure_rate else "", "", ""]
+    limit, duration, into = 0, 1, 0.0
+    if rate:
+        parsed_limit, parsed_duration = SimpleRateThrottle.parse_rate(None, rate)  # type: ignore[arg-type]
+        limit, duration = parsed_limit or 0, parsed_duration or 1
+        window, into = divmod(time.time(), duration)
+        key = SimpleRateThrottle.cache_format % {"scope": scope, "ident": ident if ident is not None else address}
+        keys[1] = backend.make_key(f"{key}:{int(window)}")
+        keys[2] = backend.make_key(f"{key}:{int(window) - 1}")
+    client = backend._cache.get_client(None, write=True)  # type: ignore[attr-defined]
+    script = _admit_scripts.get(id(client)) or _admit_scripts.setdefault(id(client), client.register_script(_ADMIT))
+    try:
+        failures, count, before = script(keys=keys, args=[2 * duration])
+    except CACHE_ERRORS:
+        return None
+    admission = Admission(keys[1] or None)
+    if failure_rate and failures is not None:
+        failure_limit, _ = SimpleRateThrottle.parse_rate(None, failure_rate)  # type: ignore[arg-type]
+        if not failures.isdigit() or int(failures) >= (failure_limit or 0):
+            hot_release(admission)
+            return None
+    if rate and int(count) + int(before or 0) * (1 - into / duration) > limit:
+        hot_release(admission)
+        return None
+    return admission
+
+
+def hot_release(admission: Admission) -> None:
+    """Take back the hit of a request the fast path counted and then left to Django."""
+    if admission.counter is None:
+        return
+    backend = caches["default"]
+    with contextlib.suppress(*CACHE_ERRORS):
+        backend._cache.get_client(None, write=True).decr(admission.counter)  # type: ignore[attr-defined]
