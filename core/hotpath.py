@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+import psycopg
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIRequest
 from django.db import close_old_connections, connections
@@ -87,7 +88,10 @@ class HotRequest:
         pool = getattr(django_connection, "pool", None)
         if pool is None:
             raise FallThrough("no connection pool")
-        with pool.connection() as conn, conn.cursor() as cursor:
+        # Server-side binding (psycopg's own cursor, not Django's client-side one): the
+        # parameters are not quoted into the SQL, and a statement run often on a connection
+        # is prepared once.
+        with pool.connection() as conn, psycopg.Cursor(conn) as cursor:
             yield cursor
 
     def absolute_uri(self) -> str:

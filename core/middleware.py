@@ -34,7 +34,7 @@ from django.http import HttpRequest, HttpResponse
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from core.errors import problem_response
-from core.throttling import CACHE_ERRORS, failure_key
+from core.throttling import CACHE_ERRORS, failure_key, leases_forget
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +159,7 @@ class FailureRateLimitMiddleware:
             with contextlib.suppress(*CACHE_ERRORS):
                 cache.add(key, 0, window)
                 cache.incr(key)
+            leases_forget()  # the fast path reads the failure count again before its next answer
         return response
 
 

@@ -234,3 +234,61 @@ def test_the_first_page_next_link_is_the_one_drf_gives(rf: Any, tied: int) -> No
     expected = pagination.get_next_link()
     url = request.build_absolute_uri()
     assert first_page_next_link(rows, page_size=4, field="updated_at", url=url) == expected
+
+
+def _counter(prefix: str) -> int:
+    """This day's count of the key's rate limit, as the throttles keep it in Redis."""
+    import time
+
+    from django.core.cache import caches
+
+    backend = caches["default"]
+    key = backend.make_key(f"throttle_api_key_{prefix}:{int(time.time() // 86400)}")
+    return int(backend._cache.get_client(None).get(key) or 0)
+
+
+def test_a_high_limit_is_counted_in_leases_never_beyond_the_limit(
+    serve: Callable[..., Answer], quant_key: str, settings: Any
+) -> None:
+    """5,000 a day: leases of 5 hits. The fifth answer after a lease costs no round trip; near
+    the limit a lease shrinks to what fits, and past it Django answers the 429."""
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_key": "5000/day"}}
+    prefix = quant_key.partition(".")[0]
+    _warm(serve, "/api/v1/entitlements", quant_key)
+    assert _counter(prefix) == 1  # Django's own hit
+    assert not serve("/api/v1/entitlements", quant_key).by_django
+    assert _counter(prefix) == 6  # a lease of 5: this request and 4 more
+    for _ in range(4):
+        assert not serve("/api/v1/entitlements", quant_key).by_django
+    assert _counter(prefix) == 6
+    assert not serve("/api/v1/entitlements", quant_key).by_django
+    assert _counter(prefix) == 11
+
+    from django.core.cache import caches
+
+    from core.throttling import leases_forget
+
+    leases_forget()
+    backend = caches["default"]
+    import time
+
+    counter = backend.make_key(f"throttle_api_key_{prefix}:{int(time.time() // 86400)}")
+    backend._cache.get_client(None).set(counter, 4998)
+    for _ in range(2):  # the lease shrinks to the 2 hits that fit
+        assert not serve("/api/v1/entitlements", quant_key).by_django
+    assert _counter(prefix) == 5000
+    refused = serve("/api/v1/entitlements", quant_key)
+    assert (refused.by_django, refused.status) == (True, 429)
+    assert _counter(prefix) == 5000
+
+
+def test_a_failure_counted_here_drops_the_leases_so_the_failure_limit_holds_at_once(
+    serve: Callable[..., Answer], quant_key: str, settings: Any
+) -> None:
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_key": "100000/day"}}
+    settings.API_FAILURE_RATE_LIMIT = "1/min"
+    _warm(serve, "/api/v1/entitlements", quant_key)
+    assert not serve("/api/v1/entitlements", quant_key).by_django  # holds a lease of 100 now
+    assert serve("/api/v1/entitlements", "AbCdEfGh.not-a-key").status == 401
+    refused = serve("/api/v1/entitlements", quant_key)
+    assert (refused.by_django, refused.status) == (True, 429)
