@@ -127,6 +127,16 @@ class HotRoute:
         return [*vary, ("Allow", ", ".join(view.allowed_methods))]
 
 
+# Accept headers DRF answers with the JSON renderer and no parameter (an ``indent``, another
+# media type or a list of them go to DRF's negotiation).
+_PLAIN_ACCEPT = frozenset({"*/*", "application/json", "application/*"})
+
+
+def _plain_settings() -> bool:
+    """No setting that makes Django's path answer differently from what the fast path writes."""
+    return settings.FORCE_SCRIPT_NAME is None and not settings.PREPEND_WWW and not settings.DISALLOWED_USER_AGENTS
+
+
 def _is_secure(environ: dict[str, Any]) -> bool:
     if settings.SECURE_PROXY_SSL_HEADER:
         header, secure_value = settings.SECURE_PROXY_SSL_HEADER
@@ -232,7 +242,13 @@ class HotReads:
     def _serve(
         self, route: HotRoute, groups: tuple[str, ...], environ: dict[str, Any], start_response: StartResponse
     ) -> list[bytes] | None:
-        if environ.get("CONTENT_LENGTH") not in (None, "", "0") or any(name.startswith("HTTP_IF_") for name in environ):
+        if (
+            environ.get("CONTENT_LENGTH") not in (None, "", "0")
+            or environ.get("HTTP_ACCEPT", "*/*") not in _PLAIN_ACCEPT  # DRF's negotiation decides
+            or environ.get("SCRIPT_NAME")
+            or any(name.startswith("HTTP_IF_") for name in environ)
+            or not _plain_settings()
+        ):
             return None
         secure = _is_secure(environ)
         if (settings.SECURE_SSL_REDIRECT and not secure) or not _host_allowed(environ):

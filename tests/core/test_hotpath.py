@@ -105,6 +105,8 @@ def test_the_fast_answer_is_djangos_header_for_header(serve: Callable[..., Answe
     assert not fast.by_django
     assert (fast.status, fast.headers, fast.body) == (django_answer.status, django_answer.headers, django_answer.body)
     assert b'"next":"http://testserver/api/v1/entitlements?cursor=' in fast.body
+    for accept in ("application/json", "*/*"):
+        assert serve("/api/v1/entitlements?page_size=1", quant_key, HTTP_ACCEPT=accept).body == fast.body
 
 
 def test_behind_a_tls_proxy_the_fast_answer_carries_djangos_hsts_and_https_links(
@@ -141,6 +143,9 @@ def test_the_public_catalog_is_answered_from_the_kept_answer(serve: Callable[...
         ("/api/v1/entitlements", {"HTTP_IF_NONE_MATCH": '"x"'}, 200),
         ("/api/v1/entitlements", {"CONTENT_LENGTH": "2", "wsgi.input": None}, 200),
         ("/api/v1/entitlements", {"HTTP_HOST": "evil.example"}, 400),
+        ("/api/v1/entitlements", {"HTTP_ACCEPT": "application/xml"}, 406),
+        ("/api/v1/entitlements", {"HTTP_ACCEPT": "application/json; indent=4"}, 200),
+        ("/api/v1/entitlements", {"SCRIPT_NAME": "/backoffice"}, 200),
         ("/api/v1/entitlements/", {}, 404),
         ("/api/v1/deals", {}, 403),  # a quant: not a role the deals list admits
     ],
