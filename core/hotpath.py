@@ -50,6 +50,7 @@ from django.middleware.security import SecurityMiddleware
 from django.utils.encoding import escape_uri_path, iri_to_uri
 from rest_framework.views import APIView
 
+from core.pagination import page_size_value
 from core.throttling import Admission, hot_admit, hot_release
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,16 @@ class HotRequest:
     environ: dict[str, Any]
     query: dict[str, str]
     caller: Any  # the account, or None on a public route
+
+    def page_size(self) -> int:
+        """The ``page_size`` asked for, as the lists read it; a bad one falls through (Django's 400)."""
+        raw = self.query.get("page_size")
+        if raw is None:
+            return int(settings.API_PAGE_SIZE)
+        try:
+            return page_size_value(raw, maximum=settings.API_MAX_PAGE_SIZE)
+        except ValueError:
+            raise FallThrough("page_size") from None
 
     @contextlib.contextmanager
     def cursor(self) -> Iterator[Any]:

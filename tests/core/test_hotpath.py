@@ -6,14 +6,12 @@ cannot answer the same way, with the rate limits and the failure limit counted o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from django.test import RequestFactory
 
 from accounts import services as account_services
@@ -34,17 +32,6 @@ class Answer:
     headers: list[tuple[str, str]]
     body: bytes
     by_django: bool
-
-
-@pytest.fixture
-def connection_kept_between_requests() -> Iterator[None]:
-    """As Django's test client does: a request does not close the connection holding the test's
-    transaction."""
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
