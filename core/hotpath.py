@@ -50,6 +50,7 @@ from django.middleware.security import SecurityMiddleware
 from django.utils.encoding import escape_uri_path, iri_to_uri
 from rest_framework.views import APIView
 
+from core.pagination import page_size_value
 from core.throttling import Admission, hot_admit, hot_release
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,16 @@ class HotRequest:
     environ: dict[str, Any]
     query: dict[str, str]
     caller: Any  # the account, or None on a public route
+
+    def page_size(self) -> int:
+        """The ``page_size`` asked for, as the lists read it; a bad one falls through (Django's 400)."""
+        raw = self.query.get("page_size")
+        if raw is None:
+            return int(settings.API_PAGE_SIZE)
+        try:
+            return page_size_value(raw, maximum=settings.API_MAX_PAGE_SIZE)
+        except ValueError:
+            raise FallThrough("page_size") from None
 
     @contextlib.contextmanager
     def cursor(self) -> Iterator[Any]:
@@ -127,6 +138,16 @@ class HotRoute:
         return [*vary, ("Allow", ", ".join(view.allowed_methods))]
 
 
+# Accept headers DRF answers with the JSON renderer and no parameter (an ``indent``, another
+# media type or a list of them go to DRF's negotiation).
+_PLAIN_ACCEPT = frozenset({"*/*", "application/json", "application/*"})
+
+
+def _plain_settings() -> bool:
+    """No setting that makes Django's path answer differently from what the fast path writes."""
+    return settings.FORCE_SCRIPT_NAME is None and not settings.PREPEND_WWW and not settings.DISALLOWED_USER_AGENTS
+
+
 def _is_secure(environ: dict[str, Any]) -> bool:
     if settings.SECURE_PROXY_SSL_HEADER:
         header, secure_value = settings.SECURE_PROXY_SSL_HEADER
@@ -168,6 +189,15 @@ def _django_headers(secure: bool) -> tuple[str, Headers]:
     frame = response.headers.get("X-Frame-Options", "")
     response = SecurityMiddleware(lambda r: HttpResponse()).process_response(request, HttpResponse())
     return frame, [(name, value) for name, value in response.items() if name != "Content-Type"]
+
+
+def _django_connection_release() -> None:
+    """Give back the connection Django's own wrapper took (the key read through the ORM, once a
+    second per key) before the answer takes one from the pool: a thread never holds two, so
+    a pool as large as the thread count cannot run dry."""
+    django_connection = connections["default"]
+    if django_connection.connection is not None and not django_connection.in_atomic_block:
+        close_old_connections()
 
 
 def _caller_admitted(
@@ -214,7 +244,10 @@ class HotReads:
     def _answer(
         self, route: HotRoute, groups: tuple[str, ...], environ: dict[str, Any], query: dict[str, str]
     ) -> Answer | None:
-        admitted = _caller_admitted(route, environ, self.authenticate)
+        try:
+            admitted = _caller_admitted(route, environ, self.authenticate)
+        finally:
+            _django_connection_release()
         if admitted is None:
             return None
         caller, admission = admitted
@@ -232,7 +265,13 @@ class HotReads:
     def _serve(
         self, route: HotRoute, groups: tuple[str, ...], environ: dict[str, Any], start_response: StartResponse
     ) -> list[bytes] | None:
-        if environ.get("CONTENT_LENGTH") not in (None, "", "0") or any(name.startswith("HTTP_IF_") for name in environ):
+        if (
+            environ.get("CONTENT_LENGTH") not in (None, "", "0")
+            or environ.get("HTTP_ACCEPT", "*/*") not in _PLAIN_ACCEPT  # DRF's negotiation decides
+            or environ.get("SCRIPT_NAME")
+            or any(name.startswith("HTTP_IF_") for name in environ)
+            or not _plain_settings()
+        ):
             return None
         secure = _is_secure(environ)
         if (settings.SECURE_SSL_REDIRECT and not secure) or not _host_allowed(environ):
@@ -242,12 +281,7 @@ class HotReads:
             if name not in route.params or name in query or "\x00" in value:
                 return None
             query[name] = value
-        try:
-            answer = self._answer(route, groups, environ, query)
-        finally:
-            django_connection = connections["default"]
-            if django_connection.connection is not None and not django_connection.in_atomic_block:
-                close_old_connections()  # the key was read through the ORM: back to the pool
+        answer = self._answer(route, groups, environ, query)
         if answer is None:
             return None
         frame, security = self._headers.get(secure) or self._headers.setdefault(secure, _django_headers(secure))

@@ -6,12 +6,10 @@ from __future__ import annotations
 import re
 from uuid import UUID
 
-from django.conf import settings
-
 from accounts.permissions import IsSellerOrBuyer
 from core.errors import NotFound
 from core.hotpath import Answer, HotRequest, HotRoute
-from core.pagination import first_page_next_link, page_size_value
+from core.pagination import first_page_next_link
 from core.renderers import json_bytes
 from deals import selectors
 from deals.apis import DealDetailApi, DealListCreateApi
@@ -19,11 +17,7 @@ from deals.wire import deal_row_etag, deal_wire_rows
 
 
 def deal_list_first_page(request: HotRequest) -> Answer | None:
-    raw = request.query.get("page_size")
-    try:
-        size = settings.API_PAGE_SIZE if raw is None else page_size_value(raw, maximum=settings.API_MAX_PAGE_SIZE)
-    except ValueError:
-        return None
+    size = request.page_size()
     with request.cursor() as cursor:
         rows = selectors.deal_rows_newest_first(account=request.caller, limit=size + 1, cursor=cursor)
         page = rows[:size]

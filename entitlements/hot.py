@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import re
 
-from django.conf import settings
-
 from accounts.permissions import IsQuant
 from core.hotpath import Answer, HotRequest, HotRoute
-from core.pagination import first_page_next_link, page_size_value
+from core.pagination import first_page_next_link
 from core.renderers import json_bytes
 from entitlements import selectors
 from entitlements.apis import EntitlementListApi, entitlement_wire_rows
 
 
 def entitlement_list_first_page(request: HotRequest) -> Answer | None:
-    raw = request.query.get("page_size")
-    try:
-        size = settings.API_PAGE_SIZE if raw is None else page_size_value(raw, maximum=settings.API_MAX_PAGE_SIZE)
-    except ValueError:
-        return None
+    size = request.page_size()
     with request.cursor() as cursor:
         rows = selectors.entitlement_rows_newest_first(account_id=request.caller.pk, limit=size + 1, cursor=cursor)
     next_link = first_page_next_link(rows, page_size=size, field="id", url=request.absolute_uri())

@@ -6,14 +6,12 @@ cannot answer the same way, with the rate limits and the failure limit counted o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from django.test import RequestFactory
 
 from accounts import services as account_services
@@ -34,17 +32,6 @@ class Answer:
     headers: list[tuple[str, str]]
     body: bytes
     by_django: bool
-
-
-@pytest.fixture
-def connection_kept_between_requests() -> Iterator[None]:
-    """As Django's test client does: a request does not close the connection holding the test's
-    transaction."""
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
@@ -105,6 +92,9 @@ def test_the_fast_answer_is_djangos_header_for_header(serve: Callable[..., Answe
     assert not fast.by_django
     assert (fast.status, fast.headers, fast.body) == (django_answer.status, django_answer.headers, django_answer.body)
     assert b'"next":"http://testserver/api/v1/entitlements?cursor=' in fast.body
+    for accept in ("application/json", "*/*"):
+        negotiated = serve("/api/v1/entitlements?page_size=1", quant_key, HTTP_ACCEPT=accept)
+        assert (negotiated.by_django, negotiated.body) == (False, fast.body)
 
 
 def test_behind_a_tls_proxy_the_fast_answer_carries_djangos_hsts_and_https_links(
@@ -141,6 +131,9 @@ def test_the_public_catalog_is_answered_from_the_kept_answer(serve: Callable[...
         ("/api/v1/entitlements", {"HTTP_IF_NONE_MATCH": '"x"'}, 200),
         ("/api/v1/entitlements", {"CONTENT_LENGTH": "2", "wsgi.input": None}, 200),
         ("/api/v1/entitlements", {"HTTP_HOST": "evil.example"}, 400),
+        ("/api/v1/entitlements", {"HTTP_ACCEPT": "application/xml"}, 406),
+        ("/api/v1/entitlements", {"HTTP_ACCEPT": "application/json; indent=4"}, 200),
+        ("/api/v1/entitlements", {"SCRIPT_NAME": "/backoffice"}, 200),
         ("/api/v1/entitlements/", {}, 404),
         ("/api/v1/deals", {}, 403),  # a quant: not a role the deals list admits
     ],
@@ -292,3 +285,27 @@ def test_a_failure_counted_here_drops_the_leases_so_the_failure_limit_holds_at_o
     assert serve("/api/v1/entitlements", "AbCdEfGh.not-a-key").status == 401
     refused = serve("/api/v1/entitlements", quant_key)
     assert (refused.by_django, refused.status) == (True, 429)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_read_through_the_orm_gives_its_connection_back_before_the_answer_takes_one(
+    serve: Callable[..., Answer], quant_key: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each thread holds at most one connection, so a pool as large as the thread count never
+    runs dry: the key read (every request here) returns Django's connection first."""
+    from django.db import connections
+
+    from core.hotpath import HotRequest
+
+    settings.API_KEY_CACHE_TTL = timedelta(0)
+    _warm(serve, "/api/v1/entitlements", quant_key)
+    held_by_django = []
+    cursor = HotRequest.cursor
+
+    def watched_cursor(self: HotRequest) -> Any:
+        held_by_django.append(connections["default"].connection is not None)
+        return cursor(self)
+
+    monkeypatch.setattr(HotRequest, "cursor", watched_cursor)
+    answer = serve("/api/v1/entitlements", quant_key)
+    assert (answer.by_django, answer.status, held_by_django) == (False, 200, [False])

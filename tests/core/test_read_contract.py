@@ -208,10 +208,13 @@ CASES = [
 
 
 def _record(response: Any) -> dict[str, Any]:
-    body: bytes = response.content
+    return _record_of(response.status_code, response.items(), response.content)
+
+
+def _record_of(status: int, headers: Any, body: bytes) -> dict[str, Any]:
     record: dict[str, Any] = {
-        "status": response.status_code,
-        "headers": {name: value for name, value in sorted(response.items()) if name not in UNSTABLE_HEADERS},
+        "status": status,
+        "headers": {name: value for name, value in sorted(headers) if name not in UNSTABLE_HEADERS},
         "body_bytes": len(body),
         "body_sha256": hashlib.sha256(body).hexdigest(),
     }
@@ -248,12 +251,17 @@ def golden_keys(django_db_setup: None, django_db_blocker: Any) -> Any:
             atomic.__exit__(None, None, None)
 
 
-def _request(case: Case, keys: dict[str, str]) -> tuple[Any, int]:
+def _headers(case: Case, keys: dict[str, str]) -> dict[str, str]:
     headers = {name: value.format(etag=f"{_deal_uuid(7)}.{1 + 7 % 4}") for name, value in case.headers.items()}
     if case.role == "bogus":
         headers["Authorization"] = "Api-Key AbCdEfGh.not-a-real-key-0123456789"
     elif case.role is not None:
         headers["Authorization"] = f"Api-Key {keys[case.role]}"
+    return headers
+
+
+def _request(case: Case, keys: dict[str, str]) -> tuple[Any, int]:
+    headers = _headers(case, keys)
     client = Client()
     with CaptureQueriesContext(connection) as queries:
         response = client.get(case.path, headers=headers)
@@ -299,11 +307,7 @@ HOT_QUERIES = {"deals_list_200": 2, "deals_list_20": 2, "deal_detail": 2, "entit
 
 def _wsgi(app: Any, case: Case, keys: dict[str, str]) -> dict[str, Any]:
     """The case sent as a WSGI request straight to ``app``, recorded as ``_record`` records."""
-    headers = {name: value.format(etag=f"{_deal_uuid(7)}.{1 + 7 % 4}") for name, value in case.headers.items()}
-    if case.role == "bogus":
-        headers["Authorization"] = "Api-Key AbCdEfGh.not-a-real-key-0123456789"
-    elif case.role is not None:
-        headers["Authorization"] = f"Api-Key {keys[case.role]}"
+    headers = _headers(case, keys)
     environ = RequestFactory().get(case.path, headers={"Host": "testserver", **headers}).environ
     answer: dict[str, Any] = {}
 
@@ -311,32 +315,7 @@ def _wsgi(app: Any, case: Case, keys: dict[str, str]) -> dict[str, Any]:
         answer["status"], answer["headers"] = int(status.split()[0]), response_headers
 
     body = b"".join(app(environ, start_response))
-    record: dict[str, Any] = {
-        "status": answer["status"],
-        "headers": dict(sorted(answer["headers"])),
-        "body_bytes": len(body),
-        "body_sha256": hashlib.sha256(body).hexdigest(),
-    }
-    if len(body) <= INLINE_LIMIT:
-        record["body"] = body.decode()
-    else:
-        record["body_head"] = body[:2048].decode(errors="replace")
-        record["body_tail"] = body[-1024:].decode(errors="replace")
-    return record
-
-
-@pytest.fixture
-def connection_kept_between_requests() -> Any:
-    """As Django's test client does: requests do not close the connection holding the test's
-    transaction."""
-    from django.core.signals import request_finished, request_started
-    from django.db import close_old_connections
-
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
+    return _record_of(answer["status"], answer["headers"], body)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
