@@ -191,6 +191,15 @@ def _django_headers(secure: bool) -> tuple[str, Headers]:
     return frame, [(name, value) for name, value in response.items() if name != "Content-Type"]
 
 
+def _django_connection_release() -> None:
+    """Give back the connection Django's own wrapper took (the key read through the ORM, once a
+    second per key) before the answer takes one from the pool: a thread never holds two, so
+    a pool as large as the thread count cannot run dry."""
+    django_connection = connections["default"]
+    if django_connection.connection is not None and not django_connection.in_atomic_block:
+        close_old_connections()
+
+
 def _caller_admitted(
     route: HotRoute, environ: dict[str, Any], authenticate: Callable[[str], tuple[Any, str] | None]
 ) -> tuple[Any, Admission] | None:
@@ -235,7 +244,10 @@ class HotReads:
     def _answer(
         self, route: HotRoute, groups: tuple[str, ...], environ: dict[str, Any], query: dict[str, str]
     ) -> Answer | None:
-        admitted = _caller_admitted(route, environ, self.authenticate)
+        try:
+            admitted = _caller_admitted(route, environ, self.authenticate)
+        finally:
+            _django_connection_release()
         if admitted is None:
             return None
         caller, admission = admitted
@@ -269,12 +281,7 @@ class HotReads:
             if name not in route.params or name in query or "\x00" in value:
                 return None
             query[name] = value
-        try:
-            answer = self._answer(route, groups, environ, query)
-        finally:
-            django_connection = connections["default"]
-            if django_connection.connection is not None and not django_connection.in_atomic_block:
-                close_old_connections()  # the key was read through the ORM: back to the pool
+        answer = self._answer(route, groups, environ, query)
         if answer is None:
             return None
         frame, security = self._headers.get(secure) or self._headers.setdefault(secure, _django_headers(secure))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -114,9 +115,73 @@ def deal_row_get_visible(*, account: Account, deal_id: UUID, cursor: Any | None 
     return row
 
 
-def authorized_buyer_ids(*, seller: Account) -> QuerySet[BuyerAuthorization, int]:
+def _audience_sql(seller_id: str) -> str:
+    return (
+        f'SELECT b.buyer_id FROM "{BuyerAuthorization._meta.db_table}" b '  # noqa: S608
+        f'JOIN "{Account._meta.db_table}" a ON a.id = b.buyer_id WHERE b.seller_id = {seller_id} AND a.is_active'
+    )
+
+
+def authorized_buyer_ids(*, seller: Account) -> list[int]:
     """Active buyers ``seller`` has authorised: the audience of its deal events."""
-    return BuyerAuthorization.objects.filter(seller=seller, buyer__is_active=True).values_list("buyer_id", flat=True)
+    if connection.vendor != "postgresql":
+        return list(
+            BuyerAuthorization.objects.filter(seller=seller, buyer__is_active=True).values_list("buyer_id", flat=True)
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_audience_sql("%s"), [seller.pk])
+        return [buyer_id for (buyer_id,) in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class DealLocked:
+    """A deal under its row lock, with its items ``(ref, name, price)`` in position order and the
+    audience of its events (:func:`authorized_buyer_ids`)."""
+
+    deal: Deal
+    items: list[tuple[str, str, Decimal]]
+    audience: list[int]
+
+
+_DEAL_FIELDS = [field.attname for field in Deal._meta.concrete_fields]
+
+
+@functools.cache
+def _deal_lock_sql() -> str:
+    columns = ", ".join(f"d.{field.column}" for field in Deal._meta.concrete_fields)
+    items = DealItem._meta.db_table
+    arrays = ", ".join(
+        f'ARRAY(SELECT i.{column} FROM "{items}" i WHERE i.deal_id = d.id ORDER BY i.position)'  # noqa: S608
+        for column in ("ref", "name", "price")
+    )
+    return (
+        f"SELECT {columns}, {arrays}, ARRAY({_audience_sql('d.seller_id')}) "  # noqa: S608
+        f'FROM "{Deal._meta.db_table}" d WHERE d.public_id = %s AND d.seller_id = %s FOR UPDATE'
+    )
+
+
+def deal_lock_for_update(*, seller: Account, deal_id: UUID) -> DealLocked | None:
+    """``seller``'s deal ``deal_id`` locked until the transaction ends (None if it has no such deal).
+
+    On PostgreSQL one fixed statement reads the deal, its items and its audience."""
+    if connection.vendor != "postgresql":
+        deal = Deal.objects.select_for_update().filter(public_id=deal_id, seller=seller).first()
+        if deal is None:
+            return None
+        items = list(deal.items.order_by("position").values_list("ref", "name", "price"))
+        audience = authorized_buyer_ids(seller=seller)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(_deal_lock_sql(), [deal_id, seller.pk])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        count = len(_DEAL_FIELDS)
+        deal = Deal.from_db(connection.alias, _DEAL_FIELDS, row[:count])
+        refs, names, prices, audience = row[count:]
+        items = list(zip(refs, names, prices, strict=True))
+    deal.seller = seller
+    return DealLocked(deal=deal, items=items, audience=list(audience))
 
 
 def authorization_list_for_seller(*, seller: Account) -> QuerySet[BuyerAuthorization]:

@@ -285,3 +285,27 @@ def test_a_failure_counted_here_drops_the_leases_so_the_failure_limit_holds_at_o
     assert serve("/api/v1/entitlements", "AbCdEfGh.not-a-key").status == 401
     refused = serve("/api/v1/entitlements", quant_key)
     assert (refused.by_django, refused.status) == (True, 429)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_read_through_the_orm_gives_its_connection_back_before_the_answer_takes_one(
+    serve: Callable[..., Answer], quant_key: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each thread holds at most one connection, so a pool as large as the thread count never
+    runs dry: the key read (every request here) returns Django's connection first."""
+    from django.db import connections
+
+    from core.hotpath import HotRequest
+
+    settings.API_KEY_CACHE_TTL = timedelta(0)
+    _warm(serve, "/api/v1/entitlements", quant_key)
+    held_by_django = []
+    cursor = HotRequest.cursor
+
+    def watched_cursor(self: HotRequest) -> Any:
+        held_by_django.append(connections["default"].connection is not None)
+        return cursor(self)
+
+    monkeypatch.setattr(HotRequest, "cursor", watched_cursor)
+    answer = serve("/api/v1/entitlements", quant_key)
+    assert (answer.by_django, answer.status, held_by_django) == (False, 200, [False])
