@@ -201,16 +201,8 @@ class DatasetPricesApi(APIView):
                 query["format"] = fmt
             next_url = request.build_absolute_uri(request.path) + "?" + urlencode(query)
 
-        states = selectors.sync_states_get(
-            dataset=dataset, frequencies={frequency, selectors.BASE_FREQUENCY[Frequency(frequency)]}
-        )
-        base_state = states.get(selectors.BASE_FREQUENCY[Frequency(frequency)])
-        own_state = states.get(frequency)
-        data_as_of = base_state.last_success_at if base_state else None
-        latest_point_at = own_state.last_point_at if own_state else None
-        sources = sorted(rows.sources) or [
-            (own_state.source if own_state and own_state.source else settings.PRICE_SOURCE)
-        ]
+        data_as_of, latest_point_at = rows.data_as_of, rows.latest_point_at
+        sources = sorted(rows.sources) or [rows.series_source or settings.PRICE_SOURCE]
         source = ",".join(sources)
         complete = ensured.error is None
         monthly = frequency == Frequency.MONTH

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -92,6 +91,11 @@ class PricePage:
     last: datetime | None
     sources: set[str]
     has_more: bool
+    # The series' sync state, read with the points: the last success of the series the
+    # frequency is served from, and the newest stored point and source of its own.
+    data_as_of: datetime | None = None
+    latest_point_at: datetime | None = None
+    series_source: str = ""
 
     def __len__(self) -> int:
         return self.count
@@ -133,13 +137,14 @@ def price_page(
 ) -> PricePage:
     """Up to ``size`` points with ``start <= timestamp < end`` (and ``> after``), oldest first,
     written out for ``layout`` (``"json"`` or ``"csv"``; 1mo points carry ``partial``), and
-    whether more follow.
+    whether more follow, with the series' sync state.
 
     On PostgreSQL one statement writes the whole page as one text, so no Python object is
-    made per point; elsewhere Python writes the same text from the model values."""
+    made per point, and reads the sync state; elsewhere Python writes the same text from
+    the model values."""
     monthly = frequency == Frequency.MONTH
     if connection.vendor == "postgresql":
-        table = PricePoint._meta.db_table
+        table, sync_table = PricePoint._meta.db_table, PriceSyncState._meta.db_table
         series = 'dataset_id = %(dataset)s AND frequency = %(frequency)s AND "timestamp" < %(end)s'
         after_sql = ' AND "timestamp" > %(after)s' if after is not None else ""
         # Only constants are written into the statement; the values are parameters.
@@ -148,13 +153,17 @@ def price_page(
             f"trim_scale(price_usd)::text AS price, source, is_partial FROM {table} "
             f'WHERE {series} AND "timestamp" >= %(start)s{after_sql} ORDER BY "timestamp" LIMIT %(size)s) '
             "SELECT count, last, text, sources, "
-            f'EXISTS (SELECT 1 FROM {table} WHERE {series} AND "timestamp" > last) '
+            f'EXISTS (SELECT 1 FROM {table} WHERE {series} AND "timestamp" > last), '
+            f"(SELECT last_success_at FROM {sync_table} WHERE dataset_id = %(dataset)s AND frequency = %(base)s), "
+            f"(SELECT last_point_at FROM {sync_table} WHERE dataset_id = %(dataset)s AND frequency = %(frequency)s), "
+            f"(SELECT source FROM {sync_table} WHERE dataset_id = %(dataset)s AND frequency = %(frequency)s) "
             'FROM (SELECT count(*) AS count, max("timestamp") AS last, array_agg(DISTINCT source) AS sources, '
             f'string_agg({_SQL_POINT[(layout, monthly)]}, %(separator)s ORDER BY "timestamp") AS text FROM page) p'
         )
         params: dict[str, Any] = {
             "dataset": dataset_id,
             "frequency": frequency,
+            "base": BASE_FREQUENCY[frequency],
             "start": start,
             "end": end,
             "after": after,
@@ -163,14 +172,30 @@ def price_page(
         }
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            count, last, text, sources, has_more = cursor.fetchone()
-        return PricePage(text=text or "", count=count, last=last, sources=set(sources or ()), has_more=has_more)
+            count, last, text, sources, has_more, data_as_of, latest_point_at, series_source = cursor.fetchone()
+        return PricePage(
+            text=text or "",
+            count=count,
+            last=last,
+            sources=set(sources or ()),
+            has_more=has_more,
+            data_as_of=data_as_of,
+            latest_point_at=latest_point_at,
+            series_source=series_source or "",
+        )
     qs = PricePoint.objects.filter(dataset_id=dataset_id, frequency=frequency, timestamp__gte=start, timestamp__lt=end)
     if after is not None:
         qs = qs.filter(timestamp__gt=after)
     values = list(qs.order_by("timestamp").values_list("timestamp", "price_usd", "source", "is_partial")[: size + 1])
     has_more = len(values) > size
     values = values[:size]
+    states = {
+        state.frequency: state
+        for state in PriceSyncState.objects.filter(
+            dataset_id=dataset_id, frequency__in={frequency, BASE_FREQUENCY[frequency]}
+        )
+    }
+    base_state, own_state = states.get(BASE_FREQUENCY[frequency]), states.get(frequency)
     if layout == "csv":
         template = _POINT_CSV_MONTHLY if monthly else _POINT_CSV
     else:
@@ -184,6 +209,9 @@ def price_page(
         last=values[-1][0] if values else None,
         sources={row[2] for row in values},
         has_more=has_more,
+        data_as_of=base_state.last_success_at if base_state else None,
+        latest_point_at=own_state.last_point_at if own_state else None,
+        series_source=own_state.source if own_state else "",
     )
 
 
@@ -238,10 +266,3 @@ def dataset_list() -> QuerySet[Dataset]:
 def dataset_detail_get(*, symbol: str) -> Dataset:
     """One dataset as the public listing shows it, or 404."""
     return get_object_or_404(dataset_list(), symbol=symbol.upper())
-
-
-def sync_states_get(*, dataset: Dataset, frequencies: Collection[str]) -> dict[str, PriceSyncState]:
-    """The sync state of each of ``frequencies`` that has one, by frequency."""
-    return {
-        state.frequency: state for state in PriceSyncState.objects.filter(dataset=dataset, frequency__in=frequencies)
-    }

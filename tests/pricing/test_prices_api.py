@@ -313,7 +313,7 @@ def test_stored_range_is_not_fetched_again(entitled, coincap, django_assert_num_
     assert entitled.get(URL, {"frequency": "1h", **JAN_2023}).json()["count"] == 24
     calls = len(coincap.history_requests())
     assert calls == 1
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(5):
         again = entitled.get(URL, {"frequency": "1h", **JAN_2023})
     assert again.json()["count"] == 24
     assert len(coincap.history_requests()) == calls
