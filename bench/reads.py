@@ -284,7 +284,7 @@ def main() -> None:
             medians: dict[str, float] = {}
             for name, base in bases.items():
                 _settle(base + read.path, read.key)
-                _wrk(base + read.path, read.key, 1, WARMUP_SECONDS)
+                _p50(base + read.path, read.key, WARMUP_SECONDS)
                 medians[name] = _p50(base + read.path, read.key, LATENCY_SECONDS)
             print(f"| {read.name} | {medians['product']:.1f} ms | {medians['floor']:.1f} ms |", flush=True)
             if read.name == YEAR_JSON:
