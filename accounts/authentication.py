@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
@@ -25,29 +27,51 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
-        keyword, _, key = header.partition(" ")
-        if keyword.lower() != KEYWORD.lower():
-            raise exceptions.AuthenticationFailed(WRONG_SCHEME)
-        key = key.strip()
-        if not key or " " in key:
-            raise exceptions.AuthenticationFailed("Malformed Api-Key header: expected 'Api-Key <key>'.")
-        prefix, _, _ = key.partition(".")
-        api_key = api_key_for_authentication(prefix=prefix)
-        if api_key is None or not api_key.is_valid(key):
-            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
-        now = timezone.now()
-        if api_key.expiry_date is not None and api_key.expiry_date <= now:
-            raise exceptions.AuthenticationFailed("This API key has expired.")
-        if not api_key.account.is_active:
-            raise exceptions.AuthenticationFailed("This account is inactive.")
+        account, api_key, now = api_key_check(header)
         if api_key_last_used_due(api_key=api_key, now=now):
             from accounts.services import api_key_mark_used  # services import DRF, which imports this
 
             api_key_mark_used(api_key=api_key, now=now)
-        return api_key.account, api_key
+        return account, api_key
 
     def authenticate_header(self, request: Request) -> str:
         return KEYWORD
+
+
+def api_key_check(header: str) -> tuple[Account, AccountAPIKey, datetime]:
+    """The account and key an ``Authorization`` header carries, and the time they were checked;
+    ``AuthenticationFailed`` saying why when it carries none that may call."""
+    keyword, _, key = header.partition(" ")
+    if keyword.lower() != KEYWORD.lower():
+        raise exceptions.AuthenticationFailed(WRONG_SCHEME)
+    key = key.strip()
+    if not key or " " in key:
+        raise exceptions.AuthenticationFailed("Malformed Api-Key header: expected 'Api-Key <key>'.")
+    prefix, _, _ = key.partition(".")
+    api_key = api_key_for_authentication(prefix=prefix)
+    if api_key is None or not api_key.is_valid(key):
+        raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+    now = timezone.now()
+    if api_key.expiry_date is not None and api_key.expiry_date <= now:
+        raise exceptions.AuthenticationFailed("This API key has expired.")
+    if not api_key.account.is_active:
+        raise exceptions.AuthenticationFailed("This account is inactive.")
+    return api_key.account, api_key, now
+
+
+def hot_caller(header: str) -> tuple[Account, str] | None:
+    """For ``core.hotpath``: the account and key prefix of a header ``ApiKeyAuthentication``
+    accepts, when accepting it writes nothing; None otherwise (no header, a refused key, or a
+    key whose last use is due to be written), and the request goes to Django."""
+    if not header:
+        return None
+    try:
+        account, api_key, now = api_key_check(header)
+    except exceptions.AuthenticationFailed:
+        return None
+    if api_key_last_used_due(api_key=api_key, now=now):
+        return None
+    return account, api_key.prefix
 
 
 def request_account(request: Request) -> Account:

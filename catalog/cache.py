@@ -21,6 +21,14 @@ _answers: dict[str, tuple[float, Any, str]] = {}
 _MAX = 1_000
 
 
+def catalog_kept(key: str) -> tuple[Any, str] | None:
+    """The data and ETag kept for ``key``, if still fresh; never builds."""
+    kept = _answers.get(key)
+    if kept is None or time.monotonic() - kept[0] >= settings.CATALOG_CACHE_TTL.total_seconds():
+        return None
+    return kept[1], kept[2]
+
+
 def catalog_answer(key: str, build: Callable[[], Any]) -> tuple[Any, str]:
     """The data for ``key`` (built by ``build`` when not kept or too old) and its strong ETag."""
     ttl = settings.CATALOG_CACHE_TTL.total_seconds()

@@ -7,12 +7,13 @@ it on each object's History page. Admin writes go through the same services.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import connection, models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -36,6 +37,23 @@ def admin_actor(request: HttpRequest) -> AbstractBaseUser:
     return request.user
 
 
+_ENTRY_FIELDS = ("at", "actor", "actor_user", "content_type", "object_id", "object_repr", "action", "message", "reason")
+
+
+@functools.cache
+def _entry_fields() -> list[models.Field[Any, Any]]:
+    by_name = {field.name: field for field in AuditEntry._meta.concrete_fields}
+    return [by_name[name] for name in _ENTRY_FIELDS]
+
+
+@functools.cache
+def _entry_insert_sql() -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in _entry_fields())
+    placeholders = ", ".join(["%s"] * len(_ENTRY_FIELDS))
+    return f"INSERT INTO {quote(AuditEntry._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
+
+
 def audit_log(
     *,
     obj: models.Model,
@@ -44,19 +62,24 @@ def audit_log(
     message: str = "",
     reason: str = "",
     at: datetime | None = None,
-) -> AuditEntry:
-    """Record that ``actor`` did ``action`` to ``obj`` (``message`` says what changed, ``reason`` why)."""
-    return AuditEntry.objects.create(
-        at=at or timezone.now(),
-        actor=audit_actor_label(actor),
-        actor_user=actor if isinstance(actor, AbstractBaseUser) else None,  # type: ignore[misc]
-        content_type=ContentType.objects.get_for_model(obj, for_concrete_model=False),
-        object_id=str(obj.pk),
-        object_repr=str(obj)[:200],
-        action=action,
-        message=message,
-        reason=reason,
+) -> None:
+    """Record that ``actor`` did ``action`` to ``obj`` (``message`` says what changed, ``reason`` why).
+
+    Every write pays for it, so it is one fixed statement rather than a model save."""
+    values = (
+        at or timezone.now(),
+        audit_actor_label(actor),
+        actor.pk if isinstance(actor, AbstractBaseUser) else None,
+        ContentType.objects.get_for_model(obj, for_concrete_model=False).pk,
+        str(obj.pk),
+        str(obj)[:200],
+        action,
+        message,
+        reason,
     )
+    params = [field.get_db_prep_save(value, connection) for field, value in zip(_entry_fields(), values, strict=True)]
+    with connection.cursor() as cursor:
+        cursor.execute(_entry_insert_sql(), params)
 
 
 def audit_entries_for(obj: Any) -> QuerySet[AuditEntry]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import select
+from collections.abc import Iterator
 from typing import Any
 
+from django.db import connection
 from psycopg import pq
 from psycopg_pool import ConnectionPool
 
@@ -45,3 +48,14 @@ def pool_connection_check(conn: Any) -> None:
         if isinstance(pool, ConnectionPool):
             pool.check()
         raise
+
+
+@contextlib.contextmanager
+def cursor_or_default(cursor: Any | None) -> Iterator[Any]:
+    """``cursor`` when a caller brings one (the fast read path brings a pooled connection's),
+    else a cursor of Django's connection, closed at the end."""
+    if cursor is not None:
+        yield cursor
+        return
+    with connection.cursor() as own:
+        yield own

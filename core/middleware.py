@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import logging
 import re
 import threading
@@ -35,7 +34,7 @@ from django.http import HttpRequest, HttpResponse
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from core.errors import problem_response
-from core.throttling import CACHE_ERRORS
+from core.throttling import CACHE_ERRORS, failure_key, leases_forget
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +138,7 @@ class FailureRateLimitMiddleware:
             return self.get_response(request)
         limit, window = SimpleRateThrottle.parse_rate(None, rate)  # type: ignore[arg-type]
         address = BaseThrottle().get_ident(request)  # type: ignore[arg-type]
-        key = "failures:" + hashlib.sha256(str(address).encode()).hexdigest()
+        key = failure_key(address)
         try:
             failures = cache.get(key, 0)
         except CACHE_ERRORS as exc:
@@ -160,6 +159,7 @@ class FailureRateLimitMiddleware:
             with contextlib.suppress(*CACHE_ERRORS):
                 cache.add(key, 0, window)
                 cache.incr(key)
+            leases_forget()  # the fast path reads the failure count again before its next answer
         return response
 
 

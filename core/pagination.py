@@ -6,7 +6,9 @@ One ``page_size`` rule for every list: absent means the list's default; otherwis
 whole number from 1 to the list's maximum, anything else (``0``, ``abc``, empty, too
 large) a 400 naming ``page_size``."""
 
+from base64 import b64encode
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -14,6 +16,7 @@ from django.db.models import QuerySet
 from rest_framework import pagination
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
+from rest_framework.utils.urls import replace_query_param
 
 from core.errors import FieldError
 
@@ -69,6 +72,28 @@ class CursorPagination(pagination.CursorPagination):
             if request.query_params.get(self.cursor_query_param) is None:
                 raise
             raise FieldError("cursor", CURSOR_MESSAGE) from None
+
+
+def first_page_next_link(rows: list[dict[str, Any]], *, page_size: int, field: str, url: str) -> str | None:
+    """The ``next`` link ``CursorPagination`` gives a first page: ``rows`` are the first
+    ``page_size + 1`` rows in the list's order, ``field`` its first ordering field, ``url`` the
+    request's absolute URI. A plain function of the rows, for reads served without DRF."""
+    if len(rows) <= page_size:
+        return None
+    compare, offset, position = str(rows[page_size][field]), 0, None
+    for row in reversed(rows[:page_size]):
+        position = str(row[field])
+        if position != compare:
+            break
+        compare = position
+        offset += 1
+    else:  # every row of the page shares the position of the row after it
+        offset, position = page_size, None
+    tokens = {"o": str(offset)} if offset else {}
+    if position is not None:
+        tokens["p"] = position
+    encoded = b64encode(urlencode(tokens).encode("ascii")).decode("ascii")
+    return str(replace_query_param(url, "cursor", encoded))
 
 
 class OldestFirstCursorPagination(CursorPagination):

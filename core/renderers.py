@@ -24,16 +24,21 @@ def _default(value: Any) -> Any:
     return _drf_default(value)
 
 
+def json_bytes(data: Any) -> bytes:
+    """``data`` as the API writes it: DRF's compact JSON, byte for byte."""
+    try:
+        body = orjson.dumps(data, default=_default, option=_OPTIONS)
+    except orjson.JSONEncodeError:
+        return bytes(renderers.JSONRenderer().render(data))
+    if b"\xe2\x80\xa8" in body or b"\xe2\x80\xa9" in body:
+        body = body.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+    return body
+
+
 class JSONRenderer(renderers.JSONRenderer):
     def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
         if data is None:
             return b""
         if self.get_indent(accepted_media_type or "", renderer_context or {}) is not None:
             return super().render(data, accepted_media_type, renderer_context)
-        try:
-            body = orjson.dumps(data, default=_default, option=_OPTIONS)
-        except orjson.JSONEncodeError:
-            return super().render(data, accepted_media_type, renderer_context)
-        if b"\xe2\x80\xa8" in body or b"\xe2\x80\xa9" in body:
-            body = body.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
-        return body
+        return json_bytes(data)

@@ -26,8 +26,9 @@ from deals.serializers import (
     DealInputSerializer,
     DealOutputSerializer,
     PreconditionFailedSerializer,
+    deal_input_validate,
 )
-from deals.wire import deal_etag, deal_row_etag, deal_wire, deal_wire_rows
+from deals.wire import deal_etag, deal_row_etag, deal_wire_rows
 
 _ETAG = re.compile(r'^"(?P<id>[0-9a-f-]{36})\.(?P<version>\d+)"$')
 
@@ -63,8 +64,8 @@ def _none_match(header: str | None, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
 
 
-def _deal_response(deal: Deal, status_code: int = status.HTTP_200_OK, **headers: str) -> Response:
-    return Response(deal_wire(deal), status=status_code, headers={"ETag": deal_etag(deal), **headers})
+def _deal_response(written: services.DealWritten, status_code: int = status.HTTP_200_OK, **headers: str) -> Response:
+    return Response(written.wire, status=status_code, headers={"ETag": deal_etag(written.deal), **headers})
 
 
 _PAGING_ONLY = frozenset({"page_size", "cursor"})
@@ -146,10 +147,10 @@ class DealListCreateApi(generics.ListAPIView):
         return self.get_paginated_response(deal_wire_rows(page, items))
 
     def post(self, request: Request) -> Response:
-        data = _validated(DealInputSerializer, request.data)
+        data = deal_input_validate(request.data)
         account = request_account(request)
-        deal = services.deal_create(seller=account, seller_ref=data.pop("seller", None), **data, actor=account)
-        return _deal_response(deal, status.HTTP_201_CREATED, Location=f"/api/v1/deals/{deal.public_id}")
+        written = services.deal_create(seller=account, seller_ref=data.pop("seller", None), **data, actor=account)
+        return _deal_response(written, status.HTTP_201_CREATED, Location=f"/api/v1/deals/{written.deal.public_id}")
 
 
 @extend_schema_view(
@@ -191,16 +192,16 @@ class DealDetailApi(APIView):
         return Response(deal_wire_rows([row], items)[0], headers={"ETag": etag})
 
     def patch(self, request: Request, deal_id: UUID) -> Response:
-        data = _validated(DealInputSerializer, request.data, partial=True)
+        data = deal_input_validate(request.data, partial=True)
         account = request_account(request)
-        deal, _ = services.deal_update(
+        written = services.deal_update(
             seller=account,
             deal_id=deal_id,
             changes=data,
             expected_versions=_if_match_versions(request.headers.get("If-Match"), deal_id),
             actor=account,
         )
-        return _deal_response(deal)
+        return _deal_response(written)
 
 
 @extend_schema_view(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -12,6 +13,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from accounts.models import Account, Role
+from core.db import cursor_or_default
 from core.errors import NotFound
 from deals.models import BuyerAuthorization, Deal, DealItem
 
@@ -29,16 +31,18 @@ def deal_rows_visible(*, account: Account) -> QuerySet[Deal, dict[str, Any]]:
     return deals.none()
 
 
-def deal_items_by_deal(*, deal_ids: Collection[int]) -> dict[int, list[tuple[str, str, Decimal]]]:
+def deal_items_by_deal(
+    *, deal_ids: Collection[int], cursor: Any | None = None
+) -> dict[int, list[tuple[str, str, Decimal]]]:
     """The items of these deals, ``(ref, name, price)`` in position order, by deal id: one query,
-    the ids sent as one array parameter."""
+    the ids sent as one array parameter (on ``cursor`` if given)."""
     items: dict[int, list[tuple[str, str, Decimal]]] = {}
     if not deal_ids:
         return items
     table = DealItem._meta.db_table
     if connection.vendor == "postgresql":
         sql = f'SELECT deal_id, ref, name, price FROM "{table}" WHERE deal_id = ANY(%s) ORDER BY deal_id, position'  # noqa: S608
-        with connection.cursor() as cursor:
+        with cursor_or_default(cursor) as cursor:
             cursor.execute(sql, [list(deal_ids)])
             rows = cursor.fetchall()
     else:
@@ -59,7 +63,8 @@ _DEAL_ROW_VISIBLE_TO = {
 
 
 @functools.cache
-def _deal_row_sql(role: str) -> str | None:
+def _deal_rows_sql(role: str) -> str | None:
+    """SELECT the plain rows of the deals ``role`` may see (parameter: the account's id)."""
     from deals.wire import DEAL_ROW_FIELDS
 
     visible = _DEAL_ROW_VISIBLE_TO.get(role)  # type: ignore[call-overload]
@@ -68,11 +73,27 @@ def _deal_row_sql(role: str) -> str | None:
     columns = ", ".join("a.ref" if field == "seller__ref" else f"d.{field}" for field in DEAL_ROW_FIELDS)
     return (
         f'SELECT {columns} FROM "{Deal._meta.db_table}" d JOIN "{Account._meta.db_table}" a ON a.id = d.seller_id '  # noqa: S608
-        f"WHERE d.public_id = %s AND " + visible.format(authorizations=f'"{BuyerAuthorization._meta.db_table}"')
+        f"WHERE " + visible.format(authorizations=f'"{BuyerAuthorization._meta.db_table}"')
     )
 
 
-def deal_row_get_visible(*, account: Account, deal_id: UUID) -> dict[str, Any]:
+def deal_rows_newest_first(*, account: Account, limit: int, cursor: Any | None = None) -> list[dict[str, Any]]:
+    """The first ``limit`` rows of :func:`deal_rows_visible` in the list's default order (newest
+    update first, ties by id): on PostgreSQL one fixed statement, no query building (on
+    ``cursor`` if given)."""
+    from deals.wire import DEAL_ROW_FIELDS
+
+    if connection.vendor != "postgresql":
+        return list(deal_rows_visible(account=account).order_by("-updated_at", "-id")[:limit])
+    sql = _deal_rows_sql(account.role)
+    if sql is None:
+        return []
+    with cursor_or_default(cursor) as cursor:
+        cursor.execute(sql + " ORDER BY d.updated_at DESC, d.id DESC LIMIT %s", [account.pk, limit])
+        return [dict(zip(DEAL_ROW_FIELDS, row, strict=True)) for row in cursor.fetchall()]
+
+
+def deal_row_get_visible(*, account: Account, deal_id: UUID, cursor: Any | None = None) -> dict[str, Any]:
     """The deal if ``account`` may see it, else 404 (never 403: others' deals do not exist for
     you), as a plain row (``deals.wire.DEAL_ROW_FIELDS``), for reads.
 
@@ -82,11 +103,11 @@ def deal_row_get_visible(*, account: Account, deal_id: UUID) -> dict[str, Any]:
 
     if connection.vendor != "postgresql":
         row = deal_rows_visible(account=account).filter(public_id=deal_id).first()
-    elif (sql := _deal_row_sql(account.role)) is None:
+    elif (sql := _deal_rows_sql(account.role)) is None:
         row = None
     else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [deal_id, account.pk])
+        with cursor_or_default(cursor) as cursor:
+            cursor.execute(sql + " AND d.public_id = %s", [account.pk, deal_id])
             found = cursor.fetchone()
         row = dict(zip(DEAL_ROW_FIELDS, found, strict=True)) if found else None
     if row is None:
@@ -94,9 +115,73 @@ def deal_row_get_visible(*, account: Account, deal_id: UUID) -> dict[str, Any]:
     return row
 
 
-def authorized_buyer_ids(*, seller: Account) -> QuerySet[BuyerAuthorization, int]:
+def _audience_sql(seller_id: str) -> str:
+    return (
+        f'SELECT b.buyer_id FROM "{BuyerAuthorization._meta.db_table}" b '  # noqa: S608
+        f'JOIN "{Account._meta.db_table}" a ON a.id = b.buyer_id WHERE b.seller_id = {seller_id} AND a.is_active'
+    )
+
+
+def authorized_buyer_ids(*, seller: Account) -> list[int]:
     """Active buyers ``seller`` has authorised: the audience of its deal events."""
-    return BuyerAuthorization.objects.filter(seller=seller, buyer__is_active=True).values_list("buyer_id", flat=True)
+    if connection.vendor != "postgresql":
+        return list(
+            BuyerAuthorization.objects.filter(seller=seller, buyer__is_active=True).values_list("buyer_id", flat=True)
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_audience_sql("%s"), [seller.pk])
+        return [buyer_id for (buyer_id,) in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class DealLocked:
+    """A deal under its row lock, with its items ``(ref, name, price)`` in position order and the
+    audience of its events (:func:`authorized_buyer_ids`)."""
+
+    deal: Deal
+    items: list[tuple[str, str, Decimal]]
+    audience: list[int]
+
+
+_DEAL_FIELDS = [field.attname for field in Deal._meta.concrete_fields]
+
+
+@functools.cache
+def _deal_lock_sql() -> str:
+    columns = ", ".join(f"d.{field.column}" for field in Deal._meta.concrete_fields)
+    items = DealItem._meta.db_table
+    arrays = ", ".join(
+        f'ARRAY(SELECT i.{column} FROM "{items}" i WHERE i.deal_id = d.id ORDER BY i.position)'  # noqa: S608
+        for column in ("ref", "name", "price")
+    )
+    return (
+        f"SELECT {columns}, {arrays}, ARRAY({_audience_sql('d.seller_id')}) "  # noqa: S608
+        f'FROM "{Deal._meta.db_table}" d WHERE d.public_id = %s AND d.seller_id = %s FOR UPDATE'
+    )
+
+
+def deal_lock_for_update(*, seller: Account, deal_id: UUID) -> DealLocked | None:
+    """``seller``'s deal ``deal_id`` locked until the transaction ends (None if it has no such deal).
+
+    On PostgreSQL one fixed statement reads the deal, its items and its audience."""
+    if connection.vendor != "postgresql":
+        deal = Deal.objects.select_for_update().filter(public_id=deal_id, seller=seller).first()
+        if deal is None:
+            return None
+        items = list(deal.items.order_by("position").values_list("ref", "name", "price"))
+        audience = authorized_buyer_ids(seller=seller)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(_deal_lock_sql(), [deal_id, seller.pk])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        count = len(_DEAL_FIELDS)
+        deal = Deal.from_db(connection.alias, _DEAL_FIELDS, row[:count])
+        refs, names, prices, audience = row[count:]
+        items = list(zip(refs, names, prices, strict=True))
+    deal.seller = seller
+    return DealLocked(deal=deal, items=items, audience=list(audience))
 
 
 def authorization_list_for_seller(*, seller: Account) -> QuerySet[BuyerAuthorization]:

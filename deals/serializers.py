@@ -70,6 +70,101 @@ class DealInputSerializer(serializers.Serializer):
     items = DealItemInputSerializer(many=True, allow_empty=True, max_length=MAX_ITEMS)  # type: ignore[call-arg]
 
 
+_TEXT_MAX_LENGTHS = {"name": 200, "seller": None, "currency": 8}
+_ITEM_TEXT_MAX_LENGTHS = {"id": 64, "name": 200}
+_MONEY = MoneyField()
+_DISCOUNT_TYPES = frozenset(DiscountType.values)
+_STATUSES = frozenset(DealStatus.values)
+
+
+def _plain_text(value: Any, max_length: int | None) -> str | None:
+    """What a ``CharField`` makes of a string it accepts (stripped, not blank, within its length,
+    no NUL or lone surrogate); None for anything else."""
+    if type(value) is not str:
+        return None
+    text = value.strip()
+    if not text or (max_length is not None and len(text) > max_length) or "\x00" in text:
+        return None
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return None
+    return text
+
+
+def _plain_money(value: Any) -> Decimal | None:
+    try:
+        return _MONEY.to_internal_value(value)
+    except serializers.ValidationError:
+        return None
+
+
+def _plain_items(value: Any) -> list[dict[str, Any]] | None:
+    if type(value) is not list or len(value) > MAX_ITEMS:
+        return None
+    items = []
+    for item in value:
+        if type(item) is not dict:
+            return None
+        ref = _plain_text(item.get("id"), _ITEM_TEXT_MAX_LENGTHS["id"])
+        name = _plain_text(item.get("name"), _ITEM_TEXT_MAX_LENGTHS["name"])
+        price = _plain_money(item.get("price"))
+        if ref is None or name is None or price is None:
+            return None
+        items.append({"id": ref, "name": name, "price": price})
+    return items
+
+
+def _plain_deal_input(data: Any, *, partial: bool) -> dict[str, Any] | None:
+    """:class:`DealInputSerializer`'s validated data for input every field of which it accepts as
+    sent (complete nested objects included); None for anything else."""
+    if type(data) is not dict:
+        return None
+    if not partial and not {"name", "currency", "items"} <= data.keys():
+        return None
+    validated: dict[str, Any] = {}
+    for field, value in data.items():
+        checked: Any
+        if field in _TEXT_MAX_LENGTHS:
+            checked = _plain_text(value, _TEXT_MAX_LENGTHS[field])
+        elif field == "total_price":
+            if value is None:
+                validated[field] = None
+                continue
+            checked = _plain_money(value)
+        elif field == "discount":
+            if value is None:
+                validated[field] = None
+                continue
+            if type(value) is not dict or type(value.get("type")) is not str or value["type"] not in _DISCOUNT_TYPES:
+                return None
+            amount = _plain_money(value.get("amount"))
+            checked = None if amount is None else {"type": value["type"], "amount": amount}
+        elif field == "status":
+            checked = value if type(value) is str and value in _STATUSES else None
+        elif field == "items":
+            checked = _plain_items(value)
+        else:  # not a field: ignored, as the serializer ignores it
+            continue
+        if checked is None:
+            return None
+        validated[field] = checked
+    return validated
+
+
+def deal_input_validate(data: Any, *, partial: bool = False) -> dict[str, Any]:
+    """:class:`DealInputSerializer`'s validated data, or its 400. Plainly valid input, what clients send
+    nearly always, is taken without building the serializer; anything else goes through it, so its
+    errors are the serializer's own."""
+    validated = _plain_deal_input(data, partial=partial)
+    if validated is not None:
+        return validated
+    serializer = DealInputSerializer(data=data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
 class DealItemOutputSerializer(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()

@@ -7,14 +7,15 @@ audit log, in the same transaction as the write they describe.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
 
-from django.db import transaction
-from django.db.models import prefetch_related_objects
+from django.db import connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from accounts.models import Account, Role
@@ -206,8 +207,13 @@ def _apply(deal: Deal, state: DealState) -> None:
     deal.status = state.status
 
 
-def _audience(seller: Account) -> list[int]:
-    return list(selectors.authorized_buyer_ids(seller=seller))
+@dataclass(frozen=True)
+class DealWritten:
+    """A deal after a write, with its wire form (what the API answers) and whether anything changed."""
+
+    deal: Deal
+    wire: dict[str, Any]
+    changed: bool = True
 
 
 @transaction.atomic
@@ -222,7 +228,7 @@ def deal_create(
     status: str = DealStatus.AVAILABLE,
     seller_ref: str | None = None,
     actor: Actor,
-) -> Deal:
+) -> DealWritten:
     """Post a deal for ``seller`` (``seller_ref``, when given, must be the seller's own) and tell
     every buyer the seller has authorised with ``deal.created``."""
     _seller_check(seller=seller, seller_ref=seller_ref)
@@ -234,11 +240,10 @@ def deal_create(
     _apply(deal, state)
     deal.save()
     _items_write(deal, state)
-    prefetch_related_objects([deal], "items")
-    wire = deal_wire(deal)
+    wire = deal_wire(deal, items=state.items)
     audit_log(obj=deal, action="created", actor=actor, message=_deal_text(wire), at=now)
-    event_publish(event_type="deal.created", data=wire, recipients=_audience(seller))
-    return deal
+    event_publish(event_type="deal.created", data=wire, recipients=selectors.authorized_buyer_ids(seller=seller))
+    return DealWritten(deal=deal, wire=wire)
 
 
 def _deal_text(wire: Mapping[str, Any]) -> str:
@@ -265,6 +270,29 @@ def _discount_text(discount: Mapping[str, str] | None) -> str:
     return f"{discount['amount']}%" if discount["type"] == DiscountType.PERCENTAGE else f"{discount['amount']} off"
 
 
+_SAVED_FIELDS = ("name", "currency", "total_price", "discount_type", "discount_amount", "final_price", "status")
+
+
+@functools.cache
+def _deal_saved_fields() -> list[Field[Any, Any]]:
+    by_name = {field.name: field for field in Deal._meta.concrete_fields}
+    return [by_name[name] for name in (*_SAVED_FIELDS, "version", "updated_at")]
+
+
+@functools.cache
+def _deal_save_sql() -> str:
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in _deal_saved_fields())
+    return f"UPDATE {quote(Deal._meta.db_table)} SET {assignments} WHERE {quote('id')} = %s"  # noqa: S608
+
+
+def _deal_save(deal: Deal) -> None:
+    """Write the deal's content, version and ``updated_at``: one fixed statement, no query building."""
+    values = [field.get_db_prep_save(getattr(deal, field.attname), connection) for field in _deal_saved_fields()]
+    with connection.cursor() as cursor:
+        cursor.execute(_deal_save_sql(), [*values, deal.pk])
+
+
 @transaction.atomic
 def deal_update(
     *,
@@ -273,22 +301,18 @@ def deal_update(
     changes: Mapping[str, Any],
     expected_versions: Collection[int] | None = None,
     actor: Actor,
-) -> tuple[Deal, bool]:
-    """Change the seller's own deal under a row lock and return it with whether anything changed.
+) -> DealWritten:
+    """Change the seller's own deal under a row lock; ``changed`` says whether anything changed.
 
     ``changes`` holds any of name, currency, total_price, discount, status, items (replaced whole)
     and seller. ``expected_versions`` (from If-Match) must contain the current version, else 412.
     A sold deal only accepts ``status: available`` on its own (409 ``deal_sold``). A real change
     increments the version and publishes ``deal.updated`` with the changed fields; no change, no event.
     """
-    deal = (
-        Deal.objects.select_for_update(of=("self",))
-        .select_related("seller")
-        .filter(public_id=deal_id, seller=seller)
-        .first()
-    )
-    if deal is None:
+    locked = selectors.deal_lock_for_update(seller=seller, deal_id=deal_id)
+    if locked is None:
         raise NotFound("No deal with this id among your deals.")
+    deal, current_items = locked.deal, locked.items
     if expected_versions is not None and deal.version not in expected_versions:
         raise PreconditionFailed(
             f"The deal is at version {deal.version}; read it again and retry with its current ETag.",
@@ -296,10 +320,8 @@ def deal_update(
             etag=deal_etag(deal),
         )
     _seller_check(seller=seller, seller_ref=changes.get("seller"))
-    prefetch_related_objects([deal], "items")
-    before = deal_wire(deal)
+    before = deal_wire(deal, items=current_items)
 
-    current_items = [{"id": i.ref, "name": i.name, "price": i.price} for i in deal.items.all()]
     current_discount = {"type": deal.discount_type, "amount": deal.discount_amount} if deal.discount_type else None
     if "total_price" in changes:
         total_price = changes["total_price"]
@@ -308,7 +330,9 @@ def deal_update(
     state = deal_state_validate(
         name=changes.get("name", deal.name),
         currency=changes.get("currency", deal.currency),
-        items=changes.get("items", current_items),
+        items=changes["items"]
+        if "items" in changes
+        else [{"id": ref, "name": name, "price": price} for ref, name, price in current_items],
         total_price=total_price,
         discount=changes.get("discount", current_discount),
         status=changes.get("status", deal.status),
@@ -316,28 +340,24 @@ def deal_update(
 
     was_sold = deal.status == DealStatus.SOLD
     _apply(deal, state)
-    items_changed = [(i.ref, i.name, i.price) for i in deal.items.all()] != list(state.items)
-    new_items = [DealItem(deal=deal, position=p, ref=r, name=n, price=pr) for p, (r, n, pr) in enumerate(state.items)]
-    after = deal_wire(deal, items=new_items if items_changed else None)
+    items_changed = current_items != list(state.items)
+    after = deal_wire(deal, items=state.items)
     diff = {field: [before[field], after[field]] for field in CHANGE_FIELDS if before[field] != after[field]}
     if not diff:
-        return deal, False
+        return DealWritten(deal=deal, wire=after, changed=False)
     if was_sold and set(diff) != {"status"}:
         raise DealSold(changed=sorted(diff))
 
     deal.version += 1
     deal.updated_at = timezone.now()
-    deal.save()
+    _deal_save(deal)
     if items_changed:
         DealItem.objects.filter(deal=deal).delete()
-        DealItem.objects.bulk_create(new_items)
-        deal._prefetched_objects_cache.pop("items", None)  # type: ignore[attr-defined]
-        prefetch_related_objects([deal], "items")
+        _items_write(deal, state)
+    after = deal_wire(deal, items=state.items)
     audit_log(obj=deal, action="changed", actor=actor, message=_changes_text(diff, deal.version), at=deal.updated_at)
-    event_publish(
-        event_type="deal.updated", data={**deal_wire(deal), "changes": diff}, recipients=_audience(deal.seller)
-    )
-    return deal, True
+    event_publish(event_type="deal.updated", data={**after, "changes": diff}, recipients=locked.audience)
+    return DealWritten(deal=deal, wire=after)
 
 
 @transaction.atomic

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from deals.currencies import quantum
-from deals.models import Deal, DealItem, DiscountType
+from deals.models import Deal, DiscountType
 
 PERCENT_QUANTUM = Decimal("0.01")
 
@@ -30,16 +31,19 @@ def discount_wire(discount_type: str, amount: Decimal | None, currency: str) -> 
     return {"type": discount_type, "amount": money_str(amount, currency)}
 
 
-def items_wire(items: list[DealItem], currency: str) -> list[dict[str, str]]:
-    return [{"id": item.ref, "name": item.name, "price": money_str(item.price, currency)} for item in items]
+def items_wire(items: Iterable[tuple[str, str, Decimal]], currency: str) -> list[dict[str, str]]:
+    return [{"id": ref, "name": name, "price": money_str(price, currency)} for ref, name, price in items]
 
 
-def deal_wire(deal: Deal, *, items: list[DealItem] | None = None) -> dict[str, Any]:
+def deal_wire(deal: Deal, *, items: Iterable[tuple[str, str, Decimal]] | None = None) -> dict[str, Any]:
     """The deal as every client sees it: the seed's shape plus id, final price, version and timestamps.
 
-    Expects ``seller`` and ``items`` loaded (select_related / prefetch_related), unless ``items`` is given.
+    ``items`` are ``(ref, name, price)`` in position order; without them, the deal's own are read
+    (prefetch them for many deals). Expects ``seller`` loaded (select_related) or set.
     """
     currency = deal.currency
+    if items is None:
+        items = [(item.ref, item.name, item.price) for item in deal.items.all()]
     return {
         "id": str(deal.public_id),
         "name": deal.name,
@@ -49,7 +53,7 @@ def deal_wire(deal: Deal, *, items: list[DealItem] | None = None) -> dict[str, A
         "discount": discount_wire(deal.discount_type, deal.discount_amount, currency),
         "final_price": money_str(deal.final_price, currency),
         "status": deal.status,
-        "items": items_wire(list(deal.items.all()) if items is None else items, currency),
+        "items": items_wire(items, currency),
         "version": deal.version,
         "created_at": datetime_str(deal.created_at),
         "updated_at": datetime_str(deal.updated_at),

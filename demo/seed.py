@@ -81,6 +81,6 @@ def deals_demo_seed(*, seller: Account, buyer: Account) -> list[str]:
     if authorized:
         created.append(f"{seller.ref} authorises {buyer.ref}")
     if not Deal.objects.filter(seller=seller, name=DEMO_DEAL["name"]).exists():
-        deal = deal_create(seller=seller, **DEMO_DEAL, actor=None)  # type: ignore[arg-type]
-        created.append(f"deal {deal.public_id} by {seller.ref}")
+        written = deal_create(seller=seller, **DEMO_DEAL, actor=None)  # type: ignore[arg-type]
+        created.append(f"deal {written.deal.public_id} by {seller.ref}")
     return created

@@ -116,6 +116,21 @@ class AccessRequestCancelApi(APIView):
         return Response(AccessRequestOutputSerializer(access_request).data)
 
 
+def entitlement_wire_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The list's entries from plain rows (``selectors.ENTITLEMENT_ROW_FIELDS``)."""
+    return [
+        {
+            "id": row["id"],
+            "dataset": row["dataset__symbol"],
+            "frequency": row["frequency"],
+            "starts_at": iso_instant(row["starts_at"]),
+            "expires_at": iso_instant(row["expires_at"]),
+            "request_id": row["item__request_id"],
+        }
+        for row in rows
+    ]
+
+
 @extend_schema(tags=["entitlements"])
 class EntitlementListApi(generics.ListAPIView):
     """The caller's grants in force right now, each with its ``expires_at`` (null = permanent)."""
@@ -132,24 +147,14 @@ class EntitlementListApi(generics.ListAPIView):
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # Plain rows in, the serializer's dicts out, without a model instance per grant; a first
         # page on PostgreSQL from one fixed statement.
-        rows: Any = self.get_queryset()
+        rows: Any
         if connection.vendor == "postgresql" and request.query_params.get("cursor") is None:
             rows = selectors.AccountEntitlementRowsNewestFirst(account=request_account(request))
+        else:
+            rows = self.get_queryset()
         page = self.paginate_queryset(rows)
         assert page is not None
-        return self.get_paginated_response(
-            [
-                {
-                    "id": row["id"],
-                    "dataset": row["dataset__symbol"],
-                    "frequency": row["frequency"],
-                    "starts_at": iso_instant(row["starts_at"]),
-                    "expires_at": iso_instant(row["expires_at"]),
-                    "request_id": row["item__request_id"],
-                }
-                for row in page
-            ]
-        )
+        return self.get_paginated_response(entitlement_wire_rows(page))
 
 
 # --- ops ------------------------------------------------------------------------------

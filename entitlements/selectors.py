@@ -3,12 +3,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Account
 from catalog.models import Dataset
+from core.db import cursor_or_default
 from core.errors import NotFound, ProblemError
 from entitlements.models import AccessRequest, AccessRequestItem, Grant, GrantChange, GrantStatus, RequestStatus
 
@@ -117,13 +117,19 @@ class AccountEntitlementRowsNewestFirst:
         return self
 
     def __getitem__(self, window: slice) -> list[dict[str, Any]]:
-        start, stop = window.start or 0, window.stop
-        now = timezone.now()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _ENTITLEMENT_ROWS_SQL, [self.account_id, GrantStatus.ACTIVE.value, now, now, stop - start, start]
-            )
-            return [dict(zip(ENTITLEMENT_ROW_FIELDS, row, strict=True)) for row in cursor.fetchall()]
+        start = window.start or 0
+        return entitlement_rows_newest_first(account_id=self.account_id, limit=window.stop - start, offset=start)
+
+
+def entitlement_rows_newest_first(
+    *, account_id: int, limit: int, offset: int = 0, cursor: Any | None = None
+) -> list[dict[str, Any]]:
+    """Rows of :func:`account_entitlement_rows` newest first, from one fixed statement
+    (PostgreSQL), on ``cursor`` if given."""
+    now = timezone.now()
+    with cursor_or_default(cursor) as cursor:
+        cursor.execute(_ENTITLEMENT_ROWS_SQL, [account_id, GrantStatus.ACTIVE.value, now, now, limit, offset])
+        return [dict(zip(ENTITLEMENT_ROW_FIELDS, row, strict=True)) for row in cursor.fetchall()]
 
 
 _ENTITLEMENT_ROWS_SQL = (

@@ -1,4 +1,5 @@
-"""A real gunicorn (gthread, keep-alive, as deployed) serving the test database."""
+"""A real gunicorn (gthread, keep-alive, as deployed) serving the test database, and requests
+sent to the WSGI application as gunicorn sends them."""
 
 from __future__ import annotations
 
@@ -17,6 +18,20 @@ from django.conf import settings as django_settings
 from tests.support import child_database_url, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def connection_kept_between_requests() -> Iterator[None]:
+    """As Django's test client does: a request sent to the WSGI application does not close the
+    connection holding the test's transaction."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,14 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 
 from accounts import services as account_services
 from accounts.models import Role
 from accounts.selectors import api_key_cache_forget
 from catalog.models import Dataset
+from core.hotpath import HotReads
 from deals.models import BuyerAuthorization, Deal, DealItem
 from deals.services import final_price_compute
 from demo.seed import catalog_seed
@@ -207,10 +208,13 @@ CASES = [
 
 
 def _record(response: Any) -> dict[str, Any]:
-    body: bytes = response.content
+    return _record_of(response.status_code, response.items(), response.content)
+
+
+def _record_of(status: int, headers: Any, body: bytes) -> dict[str, Any]:
     record: dict[str, Any] = {
-        "status": response.status_code,
-        "headers": {name: value for name, value in sorted(response.items()) if name not in UNSTABLE_HEADERS},
+        "status": status,
+        "headers": {name: value for name, value in sorted(headers) if name not in UNSTABLE_HEADERS},
         "body_bytes": len(body),
         "body_sha256": hashlib.sha256(body).hexdigest(),
     }
@@ -247,12 +251,17 @@ def golden_keys(django_db_setup: None, django_db_blocker: Any) -> Any:
             atomic.__exit__(None, None, None)
 
 
-def _request(case: Case, keys: dict[str, str]) -> tuple[Any, int]:
+def _headers(case: Case, keys: dict[str, str]) -> dict[str, str]:
     headers = {name: value.format(etag=f"{_deal_uuid(7)}.{1 + 7 % 4}") for name, value in case.headers.items()}
     if case.role == "bogus":
         headers["Authorization"] = "Api-Key AbCdEfGh.not-a-real-key-0123456789"
     elif case.role is not None:
         headers["Authorization"] = f"Api-Key {keys[case.role]}"
+    return headers
+
+
+def _request(case: Case, keys: dict[str, str]) -> tuple[Any, int]:
+    headers = _headers(case, keys)
     client = Client()
     with CaptureQueriesContext(connection) as queries:
         response = client.get(case.path, headers=headers)
@@ -287,3 +296,56 @@ def test_openapi_schema_unchanged(golden_keys: dict[str, str]) -> None:
     response = Client().get("/api/schema/")
     assert response.status_code == 200
     _check("openapi_schema", _record(response))
+
+
+# The fast path in front of Django (core.hotpath) answers these cases itself; every other case
+# falls through to Django. Either way the answer is the golden one. (The datasets list is
+# answered from the catalog answer a process keeps, which nothing read inside a transaction
+# becomes: tests/core/test_hotpath.py checks it on committed data.)
+HOT_QUERIES = {"deals_list_200": 2, "deals_list_20": 2, "deal_detail": 2, "entitlements": 1}
+
+
+def _wsgi(app: Any, case: Case, keys: dict[str, str]) -> dict[str, Any]:
+    """The case sent as a WSGI request straight to ``app``, recorded as ``_record`` records."""
+    headers = _headers(case, keys)
+    environ = RequestFactory().get(case.path, headers={"Host": "testserver", **headers}).environ
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        answer["status"], answer["headers"] = int(status.split()[0]), response_headers
+
+    body = b"".join(app(environ, start_response))
+    return _record_of(answer["status"], answer["headers"], body)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_the_served_application_answers_the_golden_bytes(
+    case: Case, golden_keys: dict[str, str], settings: Any, connection_kept_between_requests: None
+) -> None:
+    """Through ``config.wsgi.application``, as gunicorn serves it: the fast path answers its
+    cases with Django's bytes, headers and status, in an exact number of queries; every other
+    case reaches Django."""
+    from config.wsgi import application, django_application
+
+    settings.API_KEY_CACHE_TTL = timedelta(hours=1)
+    keys = dict(golden_keys)
+    if case.role == "seller":
+        seller = AccountFactory(ref="golden-seller-a")
+        _, keys["seller"] = account_services.api_key_create(account=seller, name="golden")
+    reached_django = []
+
+    def django_app(environ: dict[str, Any], start_response: Any) -> Any:
+        reached_django.append(environ["PATH_INFO"])
+        return django_application(environ, start_response)
+
+    served = HotReads(django_app, application.routes, authenticate=application.authenticate)
+    _wsgi(served, case, keys)  # the key's last use written, the catalog answer kept
+    reached_django.clear()
+    with CaptureQueriesContext(connection) as queries:
+        record = _wsgi(served, case, keys)
+    _check(case.name, record)
+    if case.name in HOT_QUERIES:
+        assert not reached_django, f"{case.name} was not answered by the fast path"
+        assert len(queries) == HOT_QUERIES[case.name]
+    else:
+        assert reached_django, f"{case.name} should have been left to Django"

@@ -192,3 +192,28 @@ def test_fan_out_costs_the_same_queries_for_many_buyers(
     assert de_authorised.account.pk not in set(
         Delivery.objects.filter(event=event).values_list("endpoint__account_id", flat=True)
     )
+
+
+def test_a_write_takes_a_fixed_number_of_queries(
+    seller_client, buyer_client, authorize, post_deal, django_assert_num_queries
+):
+    # Inside the test's transaction, so the service's own transaction is a savepoint and its release.
+    authorize(seller_client, buyer_client)
+    deal = post_deal(seller_client)
+    url = f"{DEALS}/{deal['id']}"
+
+    # The deal with its items and audience under one lock, its update, the audit entry, the event with its recipients.
+    with django_assert_num_queries(6):
+        assert seller_client.patch(url, {"name": "Renamed"}, format="json").status_code == 200
+    # Replaced items add their delete and insert.
+    with django_assert_num_queries(8):
+        items = [{"id": "sku-9", "name": "Other", "price": "100.00"}]
+        assert seller_client.patch(url, {"items": items}, format="json").status_code == 200
+    # A change that changes nothing reads the deal and writes nothing.
+    with django_assert_num_queries(3):
+        assert seller_client.patch(url, {"name": "Renamed"}, format="json").status_code == 200
+    # The deal, its items, the audit entry, the audience, the event with its recipients.
+    with django_assert_num_queries(7):
+        post_deal(seller_client)
+
+    assert [event.data["version"] for event in events("deal.updated")] == [2, 3]

@@ -183,3 +183,95 @@ def test_seller_field_in_patch_must_be_the_caller(seller_client, other_seller_cl
     assert response.status_code == 400
     assert "seller" in response.json()["errors"]
     assert seller_client.patch(url, {"seller": seller_client.account.ref}, format="json").json()["version"] == 1
+
+
+def _serializer_answer(data, partial):
+    from rest_framework.exceptions import ValidationError
+
+    from deals.serializers import DealInputSerializer
+
+    serializer = DealInputSerializer(data=data, partial=partial)
+    try:
+        serializer.is_valid(raise_exception=True)
+    except ValidationError as exc:
+        return ("invalid", exc.detail)
+    return ("valid", dict(serializer.validated_data))
+
+
+_ITEM = {"id": "sku-1", "name": "Bundle", "price": "60.00"}
+_FULL = {"name": "Deal", "currency": "gbp", "items": [_ITEM]}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        _FULL,
+        {**_FULL, "seller": "s-1", "total_price": "60", "status": "sold", "discount": {"type": "flat", "amount": 5}},
+        {**_FULL, "total_price": None, "discount": None, "unknown": [1]},
+        {"name": "  padded  "},
+        {"name": "x" * 200},
+        {"name": "x" * 201},
+        {"name": "   "},
+        {"name": ""},
+        {"name": None},
+        {"name": 5},
+        {"name": True},
+        {"name": "nul\x00"},
+        {"name": "lone \ud800"},
+        {"name": "café"},
+        {"name": ["a"]},
+        {"seller": ""},
+        {"seller": None},
+        {"currency": "12345678"},
+        {"currency": "123456789"},
+        {"total_price": Decimal("1.5")},
+        {"total_price": 7},
+        {"total_price": 1.25},
+        {"total_price": True},
+        {"total_price": "1e999999"},
+        {"total_price": "0." + "0" * 40 + "1"},
+        {"total_price": " 12 "},
+        {"total_price": "ten"},
+        {"total_price": "NaN"},
+        {"discount": {"type": "percentage", "amount": "12.5"}},
+        {"discount": {"type": "flat"}},
+        {"discount": {"amount": "1"}},
+        {"discount": {"type": "bogus", "amount": "1"}},
+        {"discount": {"type": "flat", "amount": "1", "extra": 1}},
+        {"discount": "flat"},
+        {"discount": {"type": 1, "amount": "1"}},
+        {"status": "available"},
+        {"status": "SOLD"},
+        {"status": ""},
+        {"status": None},
+        {"items": []},
+        {"items": [_ITEM] * 500},
+        {"items": [_ITEM] * 501},
+        {"items": [{**_ITEM, "extra": True}]},
+        {"items": [{**_ITEM, "id": "x" * 64}]},
+        {"items": [{**_ITEM, "id": "x" * 65}]},
+        {"items": [{**_ITEM, "id": 7}]},
+        {"items": [{**_ITEM, "price": "-1"}]},
+        {"items": [{"id": "a", "name": "A"}]},
+        {"items": [None]},
+        {"items": "not a list"},
+        {"items": {"id": "a"}},
+        {"items": None},
+        ["not", "an", "object"],
+        "text",
+    ],
+)
+@pytest.mark.parametrize("partial", [False, True])
+def test_deal_input_reads_exactly_as_its_serializer(data, partial):
+    from rest_framework.exceptions import ValidationError
+
+    from deals.serializers import deal_input_validate
+
+    expected = _serializer_answer(data, partial)
+    try:
+        answer = ("valid", deal_input_validate(data, partial=partial))
+    except ValidationError as exc:
+        answer = ("invalid", exc.detail)
+
+    assert answer == expected
