@@ -13,6 +13,10 @@ database (created and migrated here) and REDIS_URL at a Redis database it may us
 3. Checks that both answer every read with the same bytes, then drives each read with wrk
    (``apt-get install wrk``) at 64 and 256 connections for BENCH_READS_SECONDS (default 8)
    after a warm-up, product and floor one after the other, and prints req/s and the ratio.
+   Before those runs, while no backlog is left from them, it measures each read's latency
+   with one connection (``wrk --latency``, BENCH_READS_LATENCY_SECONDS, default 5, after the
+   warm-up), product and floor, and prints both p50s and whether the year of hourly prices
+   in JSON is served within its target (p50 at most 20 ms).
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ SECONDS = int(os.environ.get("BENCH_READS_SECONDS", "8"))
 WARMUP_SECONDS = int(os.environ.get("BENCH_READS_WARMUP_SECONDS", "2"))
 CONNECTIONS = [int(c) for c in os.environ.get("BENCH_READS_CONNECTIONS", "64,256").split(",")]
 ONLY = set(filter(None, os.environ.get("BENCH_READS_ONLY", "").split(",")))
+LATENCY_SECONDS = int(os.environ.get("BENCH_READS_LATENCY_SECONDS", "5"))
+YEAR_JSON = "year of hourly prices, JSON"
+YEAR_JSON_P50_TARGET_MS = 20.0
 RAISED_RATE = "1000000000/min"
 DEALS = 250
 SELLERS = 5
@@ -123,7 +130,7 @@ def _reads(setup: dict[str, str]) -> list[Read]:
         Read("deals list, page_size 20", "/api/v1/deals?page_size=20", setup["buyer"]),
         Read("one deal", f"/api/v1/deals/{setup['deal']}", setup["buyer"]),
         Read("entitlements", "/api/v1/entitlements", setup["quant"]),
-        Read("year of hourly prices, JSON", f"/api/v1/datasets/BTC/prices?{year}", setup["quant"]),
+        Read(YEAR_JSON, f"/api/v1/datasets/BTC/prices?{year}", setup["quant"]),
         Read("year of hourly prices, CSV", f"/api/v1/datasets/BTC/prices?{year}&format=csv", setup["quant"]),
     ]
     return [read for read in reads if not ONLY or any(word in read.name for word in ONLY)]
@@ -193,6 +200,19 @@ def _wrk(url: str, key: str | None, connections: int, seconds: int) -> tuple[flo
     return (float(rate.group(1)) if rate else 0.0), errors
 
 
+def _p50(url: str, key: str | None, seconds: int) -> float:
+    """Median latency in milliseconds of one connection sending one request after another."""
+    command = ["wrk", "-t", "1", "-c", "1", "-d", f"{seconds}s", "--timeout", "10s", "--latency"]
+    if key:
+        command += ["-H", f"Authorization: Api-Key {key}"]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    median = re.search(r"^\s*50%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+    if not median:
+        print(out, file=sys.stderr, flush=True)
+        return float("nan")
+    return float(median.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[median.group(2)]
+
+
 def main() -> None:
     database_url = os.environ.get("DATABASE_URL")
     if not database_url:
@@ -240,6 +260,22 @@ def main() -> None:
             "every answer checked byte-identical between product and floor",
             flush=True,
         )
+        print(f"latency, one connection, {LATENCY_SECONDS} s per run after {WARMUP_SECONDS} s warm-up:")
+        print("| read | product p50 | floor p50 |")
+        print("|---|---|---|", flush=True)
+        year_p50: float | None = None
+        for read in reads:
+            medians: dict[str, float] = {}
+            for name, base in bases.items():
+                _settle(base + read.path, read.key)
+                _p50(base + read.path, read.key, WARMUP_SECONDS)
+                medians[name] = _p50(base + read.path, read.key, LATENCY_SECONDS)
+            print(f"| {read.name} | {medians['product']:.1f} ms | {medians['floor']:.1f} ms |", flush=True)
+            if read.name == YEAR_JSON:
+                year_p50 = medians["product"]
+        if year_p50 is not None:
+            met = "met" if year_p50 <= YEAR_JSON_P50_TARGET_MS else "not met"
+            print(f"{YEAR_JSON}: p50 {year_p50:.1f} ms, target at most {YEAR_JSON_P50_TARGET_MS:.0f} ms: {met}\n")
         print("| read | connections | product req/s | floor req/s | product / floor | errors (product/floor) |")
         print("|---|---|---|---|---|---|", flush=True)
         for read in reads:

@@ -168,7 +168,13 @@ class DatasetPricesApi(APIView):
         ensured = services.prices_ensure_stored(dataset=dataset, frequency=frequency, start=from_, end=end, now=now)
         window_end = ensured.served_until
         rows = selectors.price_page(
-            dataset_id=dataset.pk, frequency=frequency, start=start, end=window_end, after=after, size=page_size
+            dataset_id=dataset.pk,
+            frequency=frequency,
+            start=start,
+            end=window_end,
+            after=after,
+            size=page_size,
+            layout=fmt,
         )
         if ensured.error is not None and not rows:
             raise PriceSourceUnavailable(
@@ -179,9 +185,9 @@ class DatasetPricesApi(APIView):
 
         next_after: datetime | None = None
         if rows.has_more:
-            next_after = datetime.fromisoformat(rows.timestamps[-1])
+            next_after = rows.last
         elif window_end < end:
-            next_after = datetime.fromisoformat(rows.timestamps[-1]) if rows else window_end - TINY
+            next_after = rows.last if rows.last is not None else window_end - TINY
         next_url = None
         if next_after is not None:
             query = {
@@ -195,16 +201,8 @@ class DatasetPricesApi(APIView):
                 query["format"] = fmt
             next_url = request.build_absolute_uri(request.path) + "?" + urlencode(query)
 
-        states = selectors.sync_states_get(
-            dataset=dataset, frequencies={frequency, selectors.BASE_FREQUENCY[Frequency(frequency)]}
-        )
-        base_state = states.get(selectors.BASE_FREQUENCY[Frequency(frequency)])
-        own_state = states.get(frequency)
-        data_as_of = base_state.last_success_at if base_state else None
-        latest_point_at = own_state.last_point_at if own_state else None
-        sources = sorted(rows.sources) or [
-            (own_state.source if own_state and own_state.source else settings.PRICE_SOURCE)
-        ]
+        data_as_of, latest_point_at = rows.data_as_of, rows.latest_point_at
+        sources = sorted(rows.sources) or [rows.series_source or settings.PRICE_SOURCE]
         source = ",".join(sources)
         complete = ensured.error is None
         monthly = frequency == Frequency.MONTH
@@ -228,7 +226,7 @@ class DatasetPricesApi(APIView):
             if not complete:
                 head["warning"] = f"The price source failed ({ensured.error}); only stored points are shown."
             head["count"] = len(rows)
-            response = self._json(head, rows, next_url, monthly=monthly)
+            response = self._json(head, rows, next_url)
         response["X-Price-Source"] = source
         response["X-Data-Complete"] = "true" if complete else "false"
         if data_as_of is not None:
@@ -236,19 +234,12 @@ class DatasetPricesApi(APIView):
         return response
 
     @staticmethod
-    def _json(head: dict[str, Any], rows: PricePage, next_url: str | None, *, monthly: bool) -> HttpResponse:
-        if monthly:
-            flags = ["true" if partial else "false" for partial in rows.partial]
-            items = map(
-                '{{"timestamp":"{}","price_usd":"{}","partial":{}}}'.format, rows.timestamps, rows.prices, flags
-            )
-        else:
-            items = map('{{"timestamp":"{}","price_usd":"{}"}}'.format, rows.timestamps, rows.prices)
+    def _json(head: dict[str, Any], rows: PricePage, next_url: str | None) -> HttpResponse:
         body = "".join(
             (
                 json.dumps(head, separators=(",", ":"))[:-1],
                 ',"results":[',
-                ",".join(items),
+                rows.text,
                 '],"next":',
                 json.dumps(next_url),
                 "}",
@@ -258,15 +249,8 @@ class DatasetPricesApi(APIView):
 
     @staticmethod
     def _csv(rows: PricePage, *, monthly: bool) -> HttpResponse:
-        # Timestamps, decimal texts and flags never need CSV quoting: rows are joined as they are.
-        if monthly:
-            flags = ["true" if partial else "false" for partial in rows.partial]
-            lines = map("{},{},{}\n".format, rows.timestamps, rows.prices, flags)
-            header = "timestamp,price_usd,partial\n"
-        else:
-            lines = map("{},{}\n".format, rows.timestamps, rows.prices)
-            header = "timestamp,price_usd\n"
-        return HttpResponse((header + "".join(lines)).encode(), content_type="text/csv; charset=utf-8")
+        header = "timestamp,price_usd,partial\n" if monthly else "timestamp,price_usd\n"
+        return HttpResponse((header + rows.text).encode(), content_type="text/csv; charset=utf-8")
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(response, Response):

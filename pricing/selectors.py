@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import BigIntegerField, CharField, Func, OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
 from catalog.models import Dataset, Frequency
@@ -72,62 +71,9 @@ def ranges_merge(ranges: list[Range]) -> list[Range]:
     return [(lo, hi) for lo, hi in merged]
 
 
-class _EpochMicros(Func):
-    """PostgreSQL (14+): a timestamptz as integer microseconds since the epoch, exactly."""
-
-    arity = 1
-    output_field = BigIntegerField()
-    template = "(extract(epoch from %(expressions)s) * 1000000)::bigint"
-
-
-class _DecimalText(Func):
-    """PostgreSQL: a numeric as exact text without trailing zeros (``trim_scale``)."""
-
-    arity = 1
-    output_field = CharField()
-    template = "trim_scale(%(expressions)s)::text"
-
-
 def iso_utc(moment: datetime) -> str:
     text = moment.astimezone(UTC).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-_EPOCH_DAY = date(1970, 1, 1)
-_DAY_MICROS = 86_400_000_000
-# Text of a day ("2025-01-01T") and of a whole-second time of day ("13:00:00Z"); bounded.
-_day_texts: dict[int, str] = {}
-_time_texts: dict[int, str] = {}
-
-
-def _iso_from_micros_slow(micros: int) -> str:
-    day, rest = divmod(micros, _DAY_MICROS)
-    day_text = _day_texts.get(day)
-    if day_text is None:
-        day_text = (_EPOCH_DAY + timedelta(days=day)).isoformat() + "T"
-        if len(_day_texts) < 100_000:
-            _day_texts[day] = day_text
-    seconds, fraction = divmod(rest, 1_000_000)
-    time_text = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-    if fraction:
-        return f"{day_text}{time_text}.{fraction:06d}Z"
-    _time_texts[rest] = time_text + "Z"
-    return day_text + time_text + "Z"
-
-
-def iso_utc_from_micros(values: Iterable[int]) -> list[str]:
-    """ISO 8601 UTC texts of epoch microseconds, the same as :func:`iso_utc`, fast for long
-    series: the date and time-of-day parts are cached, since series repeat them."""
-    out: list[str] = []
-    append = out.append
-    days, times = _day_texts, _time_texts
-    for micros in values:
-        day, rest = divmod(micros, _DAY_MICROS)
-        try:
-            append(days[day] + times[rest])
-        except KeyError:
-            append(_iso_from_micros_slow(micros))
-    return out
 
 
 def decimal_text(value: Decimal) -> str:
@@ -137,58 +83,135 @@ def decimal_text(value: Decimal) -> str:
 
 @dataclass
 class PricePage:
-    """One page of points as parallel columns of ready-to-write text, oldest first."""
+    """One page of points written out, oldest first: JSON array items (``{"timestamp":...}``
+    joined by commas) or CSV lines, as the request asked."""
 
-    timestamps: list[str]
-    prices: list[str]
-    partial: list[bool]
+    text: str
+    count: int
+    last: datetime | None
     sources: set[str]
     has_more: bool
+    # The series' sync state, read with the points: the last success of the series the
+    # frequency is served from, and the newest stored point and source of its own.
+    data_as_of: datetime | None = None
+    latest_point_at: datetime | None = None
+    series_source: str = ""
 
     def __len__(self) -> int:
-        return len(self.timestamps)
+        return self.count
+
+
+# The texts of one point, the same on both paths: ``iso_utc`` and ``decimal_text`` in Python;
+# on PostgreSQL ``trim_scale`` and the timestamp's JSON text (ISO 8601 whatever the DateStyle,
+# its fraction trimmed), or ``to_char`` with all six digits of a fraction, as ``iso_utc`` has.
+# Timestamps, decimal texts and flags never need JSON escaping or CSV quoting.
+_POINT_JSON = '{{"timestamp":"{}","price_usd":"{}"}}'
+_POINT_JSON_MONTHLY = '{{"timestamp":"{}","price_usd":"{}","partial":{}}}'
+_POINT_CSV = "{},{}\n"
+_POINT_CSV_MONTHLY = "{},{},{}\n"
+_SQL_TIMESTAMP = (
+    "CASE WHEN length(iso) = 21 THEN substr(iso, 2, 19) || 'Z' "
+    'ELSE to_char("timestamp" AT TIME ZONE \'UTC\', \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\') END'
+)
+_SQL_POINT: dict[tuple[str, bool], str] = {
+    ("json", False): f"""'{{"timestamp":"' || {_SQL_TIMESTAMP} || '","price_usd":"' || price || '"}}'""",
+    ("json", True): (
+        f"""'{{"timestamp":"' || {_SQL_TIMESTAMP} || '","price_usd":"' || price """
+        """|| '","partial":' || is_partial::text || '}'"""
+    ),
+    ("csv", False): f"{_SQL_TIMESTAMP} || ',' || price || E'\\n'",
+    ("csv", True): f"{_SQL_TIMESTAMP} || ',' || price || ',' || is_partial::text || E'\\n'",
+}
+_SEPARATOR = {"json": ",", "csv": ""}
 
 
 def price_page(
-    *, dataset_id: int, frequency: str, start: datetime, end: datetime, after: datetime | None, size: int
+    *,
+    dataset_id: int,
+    frequency: str,
+    start: datetime,
+    end: datetime,
+    after: datetime | None,
+    size: int,
+    layout: str = "json",
 ) -> PricePage:
     """Up to ``size`` points with ``start <= timestamp < end`` (and ``> after``), oldest first,
-    as text ready to write (``"2025-01-01T00:00:00Z"``, ``"93429.23"``), and whether more follow.
+    written out for ``layout`` (``"json"`` or ``"csv"``; 1mo points carry ``partial``), and
+    whether more follow, with the series' sync state.
 
-    On PostgreSQL the database sends integers and text through a plain cursor, which spares
-    a Python datetime and Decimal per row (Django's timestamptz loader is pure Python);
-    elsewhere Python formats the same text from the model values."""
+    On PostgreSQL one statement writes the whole page as one text, so no Python object is
+    made per point, and reads the sync state; elsewhere Python writes the same text from
+    the model values."""
+    monthly = frequency == Frequency.MONTH
+    if connection.vendor == "postgresql":
+        table, sync_table = PricePoint._meta.db_table, PriceSyncState._meta.db_table
+        series = 'dataset_id = %(dataset)s AND frequency = %(frequency)s AND "timestamp" < %(end)s'
+        after_sql = ' AND "timestamp" > %(after)s' if after is not None else ""
+        # Only constants are written into the statement; the values are parameters.
+        sql = (
+            f'WITH page AS (SELECT "timestamp", to_json("timestamp" AT TIME ZONE \'UTC\')::text AS iso, '  # noqa: S608
+            f"trim_scale(price_usd)::text AS price, source, is_partial FROM {table} "
+            f'WHERE {series} AND "timestamp" >= %(start)s{after_sql} ORDER BY "timestamp" LIMIT %(size)s) '
+            "SELECT count, last, text, sources, "
+            f'EXISTS (SELECT 1 FROM {table} WHERE {series} AND "timestamp" > last), '
+            f"(SELECT last_success_at FROM {sync_table} WHERE dataset_id = %(dataset)s AND frequency = %(base)s), "
+            f"(SELECT last_point_at FROM {sync_table} WHERE dataset_id = %(dataset)s AND frequency = %(frequency)s), "
+            f"(SELECT source FROM {sync_table} WHERE dataset_id = %(dataset)s AND frequency = %(frequency)s) "
+            'FROM (SELECT count(*) AS count, max("timestamp") AS last, array_agg(DISTINCT source) AS sources, '
+            f'string_agg({_SQL_POINT[(layout, monthly)]}, %(separator)s ORDER BY "timestamp") AS text FROM page) p'
+        )
+        params: dict[str, Any] = {
+            "dataset": dataset_id,
+            "frequency": frequency,
+            "base": BASE_FREQUENCY[frequency],
+            "start": start,
+            "end": end,
+            "after": after,
+            "size": size,
+            "separator": _SEPARATOR[layout],
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            count, last, text, sources, has_more, data_as_of, latest_point_at, series_source = cursor.fetchone()
+        return PricePage(
+            text=text or "",
+            count=count,
+            last=last,
+            sources=set(sources or ()),
+            has_more=has_more,
+            data_as_of=data_as_of,
+            latest_point_at=latest_point_at,
+            series_source=series_source or "",
+        )
     qs = PricePoint.objects.filter(dataset_id=dataset_id, frequency=frequency, timestamp__gte=start, timestamp__lt=end)
     if after is not None:
         qs = qs.filter(timestamp__gt=after)
-    qs = qs.order_by("timestamp")
-    if connection.vendor == "postgresql":
-        texts = qs.annotate(micros=_EpochMicros("timestamp"), price_text=_DecimalText("price_usd"))
-        sql, params = texts.values_list("micros", "price_text", "source", "is_partial")[
-            : size + 1
-        ].query.sql_with_params()
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        has_more = len(rows) > size
-        if has_more:
-            del rows[size:]
-        return PricePage(
-            timestamps=iso_utc_from_micros([row[0] for row in rows]),
-            prices=[row[1] for row in rows],
-            partial=[row[3] for row in rows],
-            sources={row[2] for row in rows},
-            has_more=has_more,
-        )
-    values = list(qs.values_list("timestamp", "price_usd", "source", "is_partial")[: size + 1])
+    values = list(qs.order_by("timestamp").values_list("timestamp", "price_usd", "source", "is_partial")[: size + 1])
     has_more = len(values) > size
     values = values[:size]
+    states = {
+        state.frequency: state
+        for state in PriceSyncState.objects.filter(
+            dataset_id=dataset_id, frequency__in={frequency, BASE_FREQUENCY[frequency]}
+        )
+    }
+    base_state, own_state = states.get(BASE_FREQUENCY[frequency]), states.get(frequency)
+    if layout == "csv":
+        template = _POINT_CSV_MONTHLY if monthly else _POINT_CSV
+    else:
+        template = _POINT_JSON_MONTHLY if monthly else _POINT_JSON
     return PricePage(
-        timestamps=[iso_utc(row[0]) for row in values],
-        prices=[decimal_text(row[1]) for row in values],
-        partial=[row[3] for row in values],
+        text=_SEPARATOR[layout].join(
+            template.format(iso_utc(moment), decimal_text(price), "true" if partial else "false")
+            for moment, price, _, partial in values
+        ),
+        count=len(values),
+        last=values[-1][0] if values else None,
         sources={row[2] for row in values},
         has_more=has_more,
+        data_as_of=base_state.last_success_at if base_state else None,
+        latest_point_at=own_state.last_point_at if own_state else None,
+        series_source=own_state.source if own_state else "",
     )
 
 
@@ -243,10 +266,3 @@ def dataset_list() -> QuerySet[Dataset]:
 def dataset_detail_get(*, symbol: str) -> Dataset:
     """One dataset as the public listing shows it, or 404."""
     return get_object_or_404(dataset_list(), symbol=symbol.upper())
-
-
-def sync_states_get(*, dataset: Dataset, frequencies: Collection[str]) -> dict[str, PriceSyncState]:
-    """The sync state of each of ``frequencies`` that has one, by frequency."""
-    return {
-        state.frequency: state for state in PriceSyncState.objects.filter(dataset=dataset, frequency__in=frequencies)
-    }
