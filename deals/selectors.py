@@ -199,10 +199,20 @@ def deal_event_audience_check(event_type: str, data: dict[str, Any], account_ids
     seller de-authorised stops receiving at once, retries already queued included.
     """
     seller_ref = data.get("seller")
-    if not isinstance(seller_ref, str):
+    if not isinstance(seller_ref, str) or not account_ids:
         return set()
-    return set(
-        BuyerAuthorization.objects.filter(seller__ref=seller_ref, buyer_id__in=list(account_ids)).values_list(
-            "buyer_id", flat=True
+    if connection.vendor != "postgresql":
+        return set(
+            BuyerAuthorization.objects.filter(seller__ref=seller_ref, buyer_id__in=list(account_ids)).values_list(
+                "buyer_id", flat=True
+            )
         )
-    )
+    with connection.cursor() as cursor:  # every delivery asks: one fixed statement, the ids as one array
+        cursor.execute(_AUDIENCE_SQL, [seller_ref, list(account_ids)])
+        return {buyer_id for (buyer_id,) in cursor.fetchall()}
+
+
+_AUDIENCE_SQL = (
+    f'SELECT z.buyer_id FROM "{BuyerAuthorization._meta.db_table}" z '  # noqa: S608
+    f'JOIN "{Account._meta.db_table}" s ON s.id = z.seller_id WHERE s.ref = %s AND z.buyer_id = ANY(%s)'
+)
