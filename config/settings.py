@@ -271,6 +271,9 @@ API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 # 401 and 404 answers one client address may get per period before it is refused with 429.
 API_FAILURE_RATE_LIMIT = env("API_FAILURE_RATE_LIMIT", default="120/min")
+# The fast read path (core.hotpath) prepares its statements once per database connection.
+# Behind PgBouncer in transaction mode this needs its max_prepared_statements (1.21+); or turn it off.
+HOT_READS_PREPARE = env.bool("HOT_READS_PREPARE", default=True)
 # How long an API key row is reused by a process before it is read again: a key revoked (or an
 # account deactivated) in another process is refused within this time; 0 reads it on every request.
 API_KEY_CACHE_TTL = env_seconds("API_KEY_CACHE_SECONDS", default=1.0)

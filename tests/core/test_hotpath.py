@@ -309,3 +309,33 @@ def test_a_key_read_through_the_orm_gives_its_connection_back_before_the_answer_
     monkeypatch.setattr(HotRequest, "cursor", watched_cursor)
     answer = serve("/api/v1/entitlements", quant_key)
     assert (answer.by_django, answer.status, held_by_django) == (False, 200, [False])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_a_pooled_connection_the_answers_are_djangos_byte_for_byte(
+    serve: Callable[..., Answer], quant_key: str, buyer_client: Any
+) -> None:
+    """Outside a test's transaction the fast path reads on its own pooled connection, with its
+    own timestamp loader and prepared statements: the same bytes, microseconds and zones included."""
+    seller = AccountFactory(role=Role.SELLER)
+    BuyerAuthorization.objects.create(seller=seller, buyer=buyer_client.account)
+    moment = datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    deals = [
+        Deal.objects.create(
+            seller=seller, name=f"d{n}", currency="JPY", total_price=1000 + n, final_price=1000 + n, updated_at=moment
+        )
+        for n in range(3)
+    ]
+    Deal.objects.filter(pk=deals[0].pk).update(updated_at=moment + timedelta(microseconds=1))
+    reads = [
+        ("/api/v1/entitlements?page_size=1", quant_key),
+        ("/api/v1/deals?page_size=2", buyer_client.key),
+        (f"/api/v1/deals/{deals[1].public_id}", buyer_client.key),
+    ]
+    for path, key in reads:
+        serve(path, key)  # the key's last use written
+        for _ in range(3):  # the statements prepared on the connection from here on
+            fast = serve(path, key)
+            django_answer = serve(path, key, through_django=True)
+            assert not fast.by_django
+            assert (fast.status, fast.headers, fast.body) == (200, django_answer.headers, django_answer.body)
