@@ -89,9 +89,9 @@ class HotRequest:
 
     @contextlib.contextmanager
     def cursor(self) -> Iterator[Any]:
-        """A cursor on a connection of the pool Django's own connections come from (its type
-        adapters and time zone set up by Django), returned to the pool at the end: no Django
-        connection wrapper to set up and tear down per request."""
+        """A cursor on a connection of the pool Django's own connections come from (its time
+        zone set up by Django), returned to the pool at the end: no Django connection wrapper
+        to set up and tear down per request."""
         django_connection = connections["default"]
         if django_connection.in_atomic_block:  # inside a caller's transaction: read what it sees
             with django_connection.cursor() as cursor:
@@ -102,9 +102,10 @@ class HotRequest:
             raise FallThrough("no connection pool")
         # Server-side binding (psycopg's own cursor, not Django's client-side one): the
         # parameters are not quoted into the SQL, and each statement is prepared once per
-        # connection (HOT_READS_PREPARE; Django prepares none). Timestamps are read by psycopg's own loader (its C one), which
-        # gives the same aware datetimes in the session's zone (UTC, set by Django) as the
-        # Python subclass Django registers on the connection, at a fraction of the cost.
+        # connection (HOT_READS_PREPARE; Django prepares none). Timestamps are read by
+        # psycopg's own loader (its C one), which gives the same aware datetimes in the
+        # session's zone (UTC, set by Django) as the Python subclass Django registers on the
+        # connection, at a fraction of the cost.
         with pool.connection() as conn, psycopg.Cursor(conn) as cursor:
             cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
             threshold = conn.prepare_threshold
