@@ -31,11 +31,11 @@ def catalog_kept(key: str) -> tuple[Any, str] | None:
 
 def catalog_answer(key: str, build: Callable[[], Any]) -> tuple[Any, str]:
     """The data for ``key`` (built by ``build`` when not kept or too old) and its strong ETag."""
+    kept = catalog_kept(key)
+    if kept is not None:
+        return kept
     ttl = settings.CATALOG_CACHE_TTL.total_seconds()
     now = time.monotonic()
-    kept = _answers.get(key)
-    if kept is not None and now - kept[0] < ttl:
-        return kept[1], kept[2]
     data = build()
     etag = '"' + hashlib.sha256(orjson.dumps(data)).hexdigest()[:32] + '"'
     if ttl > 0 and not connection.in_atomic_block:

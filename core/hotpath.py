@@ -13,15 +13,16 @@ host Django would refuse, a missing, unknown or expired key (so 401, 403, 404 an
 always Django's, counted as they always were), a key whose last use is due to be written,
 and any error. What Django's path does for a request it answers, the fast path does too:
 
-- the key is checked by the function ``ApiKeyAuthentication`` uses (``authenticate``);
-- the request is counted in the caller's rate limit, and the address's failure count read,
-  in one Redis round trip on the counters DRF's throttles and ``FailureRateLimitMiddleware``
-  use (``core.throttling.hot_admit``); a caller past either limit falls through with its
-  hit taken back, and Django answers the 429;
+- the key is checked by the function ``ApiKeyAuthentication`` uses
+  (``accounts.authentication.api_key_check``, through ``hot_caller``);
+- the request is counted in the caller's rate limit on the counters DRF's throttles use,
+  from a lease of hits this process holds or with a new lease, which also reads the
+  address's failure count (``core.throttling.hot_admit``: at most one Redis round trip); a
+  caller past either limit falls through with its hit given back, and Django answers the 429;
 - the security headers are the ones SecurityMiddleware and XFrameOptionsMiddleware add,
   taken from those middlewares once per process;
-- the reads run on a connection of the pool Django's connections come from, set up by
-  Django, and go back to it at once.
+- the reads run on a connection of the pool Django's connections come from (its time zone
+  set up by Django), with prepared statements, and go back to the pool at once.
 
 ``tests/core/test_hotpath.py`` checks that every route answers with Django's status,
 headers and body, byte for byte, and falls through wherever Django answers differently.
