@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -38,9 +39,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return KEYWORD
 
 
-def api_key_check(header: str) -> tuple[Account, AccountAPIKey, datetime]:
+def api_key_check(header: str, cursor: Any | None = None) -> tuple[Account, AccountAPIKey, datetime]:
     """The account and key an ``Authorization`` header carries, and the time they were checked;
-    ``AuthenticationFailed`` saying why when it carries none that may call."""
+    ``AuthenticationFailed`` saying why when it carries none that may call. A key not kept
+    is read on ``cursor`` when the caller brings one."""
     keyword, _, key = header.partition(" ")
     if keyword.lower() != KEYWORD.lower():
         raise exceptions.AuthenticationFailed(WRONG_SCHEME)
@@ -48,7 +50,7 @@ def api_key_check(header: str) -> tuple[Account, AccountAPIKey, datetime]:
     if not key or " " in key:
         raise exceptions.AuthenticationFailed("Malformed Api-Key header: expected 'Api-Key <key>'.")
     prefix, _, _ = key.partition(".")
-    api_key = api_key_for_authentication(prefix=prefix)
+    api_key = api_key_for_authentication(prefix=prefix, cursor=cursor)
     if api_key is None or not api_key.is_valid(key):
         raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
     now = timezone.now()
@@ -59,14 +61,15 @@ def api_key_check(header: str) -> tuple[Account, AccountAPIKey, datetime]:
     return api_key.account, api_key, now
 
 
-def hot_caller(header: str) -> tuple[Account, str] | None:
+def hot_caller(header: str, cursor: Any) -> tuple[Account, str] | None:
     """For ``core.hotpath``: the account and key prefix of a header ``ApiKeyAuthentication``
     accepts, when accepting it writes nothing; None otherwise (no header, a refused key, or a
-    key whose last use is due to be written), and the request goes to Django."""
+    key whose last use is due to be written), and the request goes to Django. A key not kept
+    is read on the fast path's ``cursor``."""
     if not header:
         return None
     try:
-        account, api_key, now = api_key_check(header)
+        account, api_key, now = api_key_check(header, cursor)
     except exceptions.AuthenticationFailed:
         return None
     if api_key_last_used_due(api_key=api_key, now=now):

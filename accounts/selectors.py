@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import functools
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.models import Account, AccountAPIKey
+from core.db import cursor_or_default
 
 # prefix -> (monotonic time loaded, the unrevoked key with its account). Per process.
 _api_keys: dict[str, tuple[float, AccountAPIKey]] = {}
@@ -35,9 +39,39 @@ def accounts_with_role(*, role: str) -> QuerySet[Account]:
     return Account.objects.filter(role=role, is_active=True)
 
 
-def api_key_for_authentication(*, prefix: str) -> AccountAPIKey | None:
+@functools.cache
+def _api_key_statement() -> str:
+    """One fixed statement for an unrevoked key and its account: every concrete column of
+    both, key first, so no query is compiled per request."""
+    quote = connection.ops.quote_name
+    key_meta, account_meta = AccountAPIKey._meta, Account._meta
+    columns = [f"k.{quote(f.column)}" for f in key_meta.concrete_fields]
+    columns += [f"a.{quote(f.column)}" for f in account_meta.concrete_fields]
+    account_id = quote(key_meta.get_field("account").column)
+    return (
+        f"SELECT {', '.join(columns)} FROM {quote(key_meta.db_table)} k "  # noqa: S608 - names from the models
+        f"JOIN {quote(account_meta.db_table)} a ON a.{quote(account_meta.pk.column)} = k.{account_id} "
+        "WHERE k.prefix = %s AND NOT k.revoked"
+    )
+
+
+def _api_key_read(prefix: str, cursor: Any | None) -> AccountAPIKey | None:
+    with cursor_or_default(cursor) as cur:
+        cur.execute(_api_key_statement(), [prefix])
+        row = cur.fetchone()
+    if row is None:
+        return None
+    key_fields = [f.attname for f in AccountAPIKey._meta.concrete_fields]
+    api_key = AccountAPIKey.from_db("default", key_fields, row[: len(key_fields)])
+    account = Account.from_db("default", [f.attname for f in Account._meta.concrete_fields], row[len(key_fields) :])
+    api_key.account = account
+    return api_key
+
+
+def api_key_for_authentication(*, prefix: str, cursor: Any | None = None) -> AccountAPIKey | None:
     """The unrevoked key with ``prefix`` and its account, as the database had it at most
-    ``API_KEY_CACHE_TTL`` ago in this process (zero: always read now).
+    ``API_KEY_CACHE_TTL`` ago in this process (zero: always read now), read on ``cursor``
+    when the caller brings one.
 
     A key revoked or an account deactivated elsewhere is refused by every process within
     that time; in the process that made the change, at once (see ``api_key_cache_forget``).
@@ -48,7 +82,7 @@ def api_key_for_authentication(*, prefix: str) -> AccountAPIKey | None:
     entry = _api_keys.get(prefix)
     if entry is not None and now - entry[0] < ttl:
         return entry[1]
-    api_key = AccountAPIKey.objects.select_related("account").filter(prefix=prefix, revoked=False).first()
+    api_key = _api_key_read(prefix, cursor)
     if api_key is None:
         _api_keys.pop(prefix, None)
         return None

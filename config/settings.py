@@ -367,6 +367,9 @@ PRICE_BACKFILL = env_days("PRICE_BACKFILL_DAYS", default=365)
 PRICE_ON_DEMAND_MAX_POINTS = env.int("PRICE_ON_DEMAND_MAX_POINTS", default=2160)
 PRICE_PAGE_SIZE = env.int("PRICE_PAGE_SIZE", default=1000)
 PRICE_MAX_PAGE_SIZE = env.int("PRICE_MAX_PAGE_SIZE", default=10000)
+# Bytes of written-out price pages each process keeps for repeated requests of an
+# unchanged series (pricing.selectors.PageKept); 0 keeps none.
+PRICE_PAGE_CACHE_BYTES = env.int("PRICE_PAGE_CACHE_BYTES", default=32 * 1024 * 1024)
 
 # --- Entitlements ---------------------------------------------------------------------
 # After an Ops refusal, how long a new request for the same dataset frequency is refused

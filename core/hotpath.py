@@ -21,8 +21,9 @@ and any error. What Django's path does for a request it answers, the fast path d
   caller past either limit falls through with its hit given back, and Django answers the 429;
 - the security headers are the ones SecurityMiddleware and XFrameOptionsMiddleware add,
   taken from those middlewares once per process;
-- the reads run on a connection of the pool Django's connections come from (its time zone
-  set up by Django), with prepared statements, and go back to the pool at once.
+- the key (when it is not kept) and the answer are read on one connection of the pool
+  Django's connections come from (its time zone set up by Django), with prepared
+  statements, and it goes back to the pool at once.
 
 ``tests/core/test_hotpath.py`` checks that every route answers with Django's status,
 headers and body, byte for byte, and falls through wherever Django answers differently.
@@ -43,7 +44,7 @@ from urllib.parse import parse_qsl
 import psycopg
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIRequest
-from django.db import close_old_connections, connections
+from django.db import connections
 from django.http import HttpResponse
 from django.http.request import split_domain_port, validate_host
 from django.middleware.clickjacking import XFrameOptionsMiddleware
@@ -53,7 +54,7 @@ from psycopg.types.datetime import TimestamptzLoader
 from rest_framework.views import APIView
 
 from core.pagination import page_size_value
-from core.throttling import Admission, hot_admit, hot_release
+from core.throttling import hot_admit, hot_release
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +73,42 @@ class FallThrough(Exception):
     """Raised by an answer that leaves the request to Django."""
 
 
+@contextlib.contextmanager
+def _pooled_cursor() -> Iterator[Any]:
+    """A cursor on a connection of the pool Django's own connections come from (its time
+    zone set up by Django), returned to the pool at the end: no Django connection wrapper
+    to set up and tear down per request."""
+    django_connection = connections["default"]
+    if django_connection.in_atomic_block:  # inside a caller's transaction: read what it sees
+        with django_connection.cursor() as cursor:
+            yield cursor
+        return
+    pool = getattr(django_connection, "pool", None)
+    if pool is None:
+        raise FallThrough("no connection pool")
+    # Server-side binding (psycopg's own cursor, not Django's client-side one): the
+    # parameters are not quoted into the SQL, and each statement is prepared once per
+    # connection (HOT_READS_PREPARE; Django prepares none). Timestamps are read by
+    # psycopg's own loader (its C one), which gives the same aware datetimes in the
+    # session's zone (UTC, set by Django) as the Python subclass Django registers on the
+    # connection, at a fraction of the cost.
+    with pool.connection() as conn, psycopg.Cursor(conn) as cursor:
+        cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
+        threshold = conn.prepare_threshold
+        if settings.HOT_READS_PREPARE:
+            conn.prepare_threshold = 0  # planned once per connection, not once per request
+        try:
+            yield cursor
+        finally:
+            conn.prepare_threshold = threshold  # Django's own queries stay unprepared
+
+
 @dataclass(frozen=True)
 class HotRequest:
     environ: dict[str, Any]
     query: dict[str, str]
     caller: Any  # the account, or None on a public route
+    held: Any = None  # the cursor the caller's key was read on, kept for the answer
 
     def page_size(self) -> int:
         """The ``page_size`` asked for, as the lists read it; a bad one falls through (Django's 400)."""
@@ -90,32 +122,13 @@ class HotRequest:
 
     @contextlib.contextmanager
     def cursor(self) -> Iterator[Any]:
-        """A cursor on a connection of the pool Django's own connections come from (its time
-        zone set up by Django), returned to the pool at the end: no Django connection wrapper
-        to set up and tear down per request."""
-        django_connection = connections["default"]
-        if django_connection.in_atomic_block:  # inside a caller's transaction: read what it sees
-            with django_connection.cursor() as cursor:
-                yield cursor
+        """The cursor the caller's key was read on, or, on a public route, one of its own
+        (``_pooled_cursor``): a request holds one connection at most."""
+        if self.held is not None:
+            yield self.held
             return
-        pool = getattr(django_connection, "pool", None)
-        if pool is None:
-            raise FallThrough("no connection pool")
-        # Server-side binding (psycopg's own cursor, not Django's client-side one): the
-        # parameters are not quoted into the SQL, and each statement is prepared once per
-        # connection (HOT_READS_PREPARE; Django prepares none). Timestamps are read by
-        # psycopg's own loader (its C one), which gives the same aware datetimes in the
-        # session's zone (UTC, set by Django) as the Python subclass Django registers on the
-        # connection, at a fraction of the cost.
-        with pool.connection() as conn, psycopg.Cursor(conn) as cursor:
-            cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
-            threshold = conn.prepare_threshold
-            if settings.HOT_READS_PREPARE:
-                conn.prepare_threshold = 0  # planned once per connection, not once per request
-            try:
-                yield cursor
-            finally:
-                conn.prepare_threshold = threshold  # Django's own queries stay unprepared
+        with _pooled_cursor() as cursor:
+            yield cursor
 
     def absolute_uri(self) -> str:
         """``request.build_absolute_uri()`` as Django computes it."""
@@ -203,29 +216,6 @@ def _django_headers(secure: bool) -> tuple[str, Headers]:
     return frame, [(name, value) for name, value in response.items() if name != "Content-Type"]
 
 
-def _django_connection_release() -> None:
-    """Give back the connection Django's own wrapper took (the key read through the ORM, once a
-    second per key) before the answer takes one from the pool: a thread never holds two, so
-    a pool as large as the thread count cannot run dry."""
-    django_connection = connections["default"]
-    if django_connection.connection is not None and not django_connection.in_atomic_block:
-        close_old_connections()
-
-
-def _caller_admitted(
-    route: HotRoute, environ: dict[str, Any], authenticate: Callable[[str], tuple[Any, str] | None]
-) -> tuple[Any, Admission] | None:
-    """The caller, counted in its rate limit; None when Django should answer."""
-    if route.roles is None:
-        admission = hot_admit(environ, scope="anon", ident=None)
-        return None if admission is None else (None, admission)
-    found = authenticate(environ.get("HTTP_AUTHORIZATION", ""))
-    if found is None or found[0].role not in route.roles:
-        return None
-    admission = hot_admit(environ, scope="api_key", ident=found[1])
-    return None if admission is None else (found[0], admission)
-
-
 class HotReads:
     """WSGI application: ``routes`` answered here when they can be, everything else by ``app``."""
 
@@ -234,7 +224,7 @@ class HotReads:
         app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
         routes: Iterable[HotRoute],
         *,
-        authenticate: Callable[[str], tuple[Any, str] | None],
+        authenticate: Callable[[str, Any], tuple[Any, str] | None],
     ) -> None:
         self.app = app
         self.routes = list(routes)
@@ -256,22 +246,37 @@ class HotReads:
     def _answer(
         self, route: HotRoute, groups: tuple[str, ...], environ: dict[str, Any], query: dict[str, str]
     ) -> Answer | None:
+        """The answer, or None when Django should answer (any error included: Django answers
+        it, and logs what it has to)."""
         try:
-            admitted = _caller_admitted(route, environ, self.authenticate)
-        finally:
-            _django_connection_release()
-        if admitted is None:
+            if route.roles is None:
+                return self._admitted(route, groups, HotRequest(environ, query, None), scope="anon", ident=None)
+            with _pooled_cursor() as cursor:
+                found = self.authenticate(environ.get("HTTP_AUTHORIZATION", ""), cursor)
+                if found is None or found[0].role not in route.roles:
+                    return None
+                request = HotRequest(environ, query, found[0], cursor)
+                return self._admitted(route, groups, request, scope="api_key", ident=found[1])
+        except FallThrough:
             return None
-        caller, admission = admitted
+        except Exception:
+            logger.debug("Fast path fell through on an error.", exc_info=True)
+            return None
+
+    @staticmethod
+    def _admitted(
+        route: HotRoute, groups: tuple[str, ...], request: HotRequest, *, scope: str, ident: str | None
+    ) -> Answer | None:
+        """The answer to a caller counted in its rate limit; its hit given back when Django answers."""
+        admission = hot_admit(request.environ, scope=scope, ident=ident)
+        if admission is None:
+            return None
         answer = None
         try:
-            answer = route.answer(HotRequest(environ, query, caller), *groups)
-        except FallThrough:
-            pass
-        except Exception:  # Django answers it, and logs what it has to
-            logger.debug("Fast path fell through on an error.", exc_info=True)
-        if answer is None:
-            hot_release(admission)
+            answer = route.answer(request, *groups)
+        finally:
+            if answer is None:
+                hot_release(admission)
         return answer
 
     def _serve(

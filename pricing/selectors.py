@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
@@ -125,6 +129,57 @@ _SQL_POINT: dict[tuple[str, bool], str] = {
 _SEPARATOR = {"json": ",", "csv": ""}
 
 
+class PageKept:
+    """Written-out price pages this process has served, kept by the request that asked for
+    them and the version of their series they were read at: a request for the same page of
+    an unchanged series is answered without reading its points again.
+
+    A series' version is the row version of its sync state (PostgreSQL's ``xmin``) with its
+    last success: every write of a series' points updates that row in the same transaction
+    (``pricing.services``), so a page kept at one version is the page any snapshot showing
+    that version would read. Bounded by ``PRICE_PAGE_CACHE_BYTES`` of page text, the least
+    recently used page going first; 0 keeps none."""
+
+    def __init__(self) -> None:
+        self._pages: OrderedDict[tuple[Any, ...], tuple[str, PricePage]] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> tuple[str, PricePage] | None:
+        with self._lock:
+            kept = self._pages.get(key)
+            if kept is not None:
+                self._pages.move_to_end(key)
+            return kept
+
+    def put(self, key: tuple[Any, ...], version: str, page: PricePage) -> None:
+        budget = settings.PRICE_PAGE_CACHE_BYTES
+        if len(page.text) > budget // 8:  # a few large pages must not push out every other
+            return
+        with self._lock:
+            replaced = self._pages.pop(key, None)
+            if replaced is not None:
+                self._size -= len(replaced[1].text)
+            self._pages[key] = (version, page)
+            self._size += len(page.text)
+            while self._size > budget:
+                _, (_, dropped) = self._pages.popitem(last=False)
+                self._size -= len(dropped.text)
+
+    @property
+    def size(self) -> int:
+        """Characters of page text kept."""
+        return self._size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pages.clear()
+            self._size = 0
+
+
+pages_kept = PageKept()
+
+
 def price_page(
     *,
     dataset_id: int,
@@ -139,24 +194,32 @@ def price_page(
     written out for ``layout`` (``"json"`` or ``"csv"``; 1mo points carry ``partial``), and
     whether more follow, with the series' sync state.
 
-    On PostgreSQL one statement writes the whole page as one text, so no Python object is
-    made per point, and reads the sync state; elsewhere Python writes the same text from
-    the model values."""
+    On PostgreSQL one statement reads the sync state and, unless this process keeps the page
+    at the series' current version (``pages_kept``), writes the whole page as one text, so no
+    Python object is made per point; elsewhere Python writes the same text from the model
+    values."""
     monthly = frequency == Frequency.MONTH
     if connection.vendor == "postgresql":
+        key = (connection.settings_dict["NAME"], dataset_id, frequency, start, end, after, size, layout)
+        kept = pages_kept.get(key)
         table, sync_table = PricePoint._meta.db_table, PriceSyncState._meta.db_table
         series = 'dataset_id = %(dataset)s AND frequency = %(frequency)s AND "timestamp" < %(end)s'
         after_sql = ' AND "timestamp" > %(after)s' if after is not None else ""
-        # Only constants are written into the statement; the values are parameters.
+        # Only constants are written into the statement; the values are parameters. The
+        # points are read only when the series' version is not the kept page's: the
+        # condition does not depend on a row, so PostgreSQL evaluates it once, first.
         sql = (
-            f'WITH page AS (SELECT "timestamp", to_json("timestamp" AT TIME ZONE \'UTC\')::text AS iso, '  # noqa: S608
+            f"WITH state AS (SELECT xmin::text || ' ' || coalesce(last_success_at::text, '') AS version, "  # noqa: S608
+            f"last_point_at, source FROM {sync_table} WHERE dataset_id = %(dataset)s AND frequency = %(frequency)s), "
+            'page AS (SELECT "timestamp", to_json("timestamp" AT TIME ZONE \'UTC\')::text AS iso, '
             f"trim_scale(price_usd)::text AS price, source, is_partial FROM {table} "
-            f'WHERE {series} AND "timestamp" >= %(start)s{after_sql} ORDER BY "timestamp" LIMIT %(size)s) '
+            f'WHERE {series} AND "timestamp" >= %(start)s{after_sql} '
+            "AND NOT EXISTS (SELECT 1 FROM state WHERE version = %(known)s) "
+            'ORDER BY "timestamp" LIMIT %(size)s) '
             "SELECT count, last, text, sources, "
             f'EXISTS (SELECT 1 FROM {table} WHERE {series} AND "timestamp" > last), '
             f"(SELECT last_success_at FROM {sync_table} WHERE dataset_id = %(dataset)s AND frequency = %(base)s), "
-            f"(SELECT last_point_at FROM {sync_table} WHERE dataset_id = %(dataset)s AND frequency = %(frequency)s), "
-            f"(SELECT source FROM {sync_table} WHERE dataset_id = %(dataset)s AND frequency = %(frequency)s) "
+            "(SELECT last_point_at FROM state), (SELECT source FROM state), (SELECT version FROM state) "
             'FROM (SELECT count(*) AS count, max("timestamp") AS last, array_agg(DISTINCT source) AS sources, '
             f'string_agg({_SQL_POINT[(layout, monthly)]}, %(separator)s ORDER BY "timestamp") AS text FROM page) p'
         )
@@ -169,20 +232,27 @@ def price_page(
             "after": after,
             "size": size,
             "separator": _SEPARATOR[layout],
+            "known": kept[0] if kept is not None else None,
         }
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            count, last, text, sources, has_more, data_as_of, latest_point_at, series_source = cursor.fetchone()
-        return PricePage(
+            count, last, text, sources, has_more, data_as_of, latest_point_at, series_source, version = (
+                cursor.fetchone()
+            )
+        state = {"data_as_of": data_as_of, "latest_point_at": latest_point_at, "series_source": series_source or ""}
+        if kept is not None and version == kept[0]:
+            return dataclasses.replace(kept[1], **state)
+        page = PricePage(
             text=text or "",
             count=count,
             last=last,
             sources=set(sources or ()),
             has_more=has_more,
-            data_as_of=data_as_of,
-            latest_point_at=latest_point_at,
-            series_source=series_source or "",
+            **state,
         )
+        if version is not None:
+            pages_kept.put(key, version, page)
+        return page
     qs = PricePoint.objects.filter(dataset_id=dataset_id, frequency=frequency, timestamp__gte=start, timestamp__lt=end)
     if after is not None:
         qs = qs.filter(timestamp__gt=after)

@@ -288,27 +288,29 @@ def test_a_failure_counted_here_drops_the_leases_so_the_failure_limit_holds_at_o
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_key_read_through_the_orm_gives_its_connection_back_before_the_answer_takes_one(
+def test_the_key_and_the_answer_are_read_on_one_pooled_connection(
     serve: Callable[..., Answer], quant_key: str, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each thread holds at most one connection, so a pool as large as the thread count never
-    runs dry: the key read (every request here) returns Django's connection first."""
+    """Each request holds at most one connection, so a pool as large as the thread count never
+    runs dry: the key (read on every request here) and the answer share one, and Django's own
+    connection is not opened."""
     from django.db import connections
-
-    from core.hotpath import HotRequest
 
     settings.API_KEY_CACHE_TTL = timedelta(0)
     _warm(serve, "/api/v1/entitlements", quant_key)
-    held_by_django = []
-    cursor = HotRequest.cursor
+    connections["default"].close()
+    pool = connections["default"].pool
+    taken = []
+    connection = pool.connection
 
-    def watched_cursor(self: HotRequest) -> Any:
-        held_by_django.append(connections["default"].connection is not None)
-        return cursor(self)
+    def watched_connection(*args: Any, **kwargs: Any) -> Any:
+        taken.append(connections["default"].connection is not None)
+        return connection(*args, **kwargs)
 
-    monkeypatch.setattr(HotRequest, "cursor", watched_cursor)
+    monkeypatch.setattr(pool, "connection", watched_connection)
     answer = serve("/api/v1/entitlements", quant_key)
-    assert (answer.by_django, answer.status, held_by_django) == (False, 200, [False])
+    assert (answer.by_django, answer.status, taken) == (False, 200, [False])
+    assert connections["default"].connection is None
 
 
 @pytest.mark.django_db(transaction=True)
