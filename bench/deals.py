@@ -7,7 +7,8 @@ emptied first) and REDIS_URL at a Redis database it may purge.
 1. Seeds sellers, buyers, authorisations and deals with items, one API key each,
    and a "listener" buyer every seller authorised, whose webhook endpoint is a
    local receiver (a separate process verifying Standard Webhooks signatures).
-2. Starts gunicorn (gthread) on config.wsgi and a ``celery -A config worker -Q
+2. Starts gunicorn (gthread, 3 workers x 8 threads as docker-compose.yml runs it) on
+   config.wsgi and a ``celery -A config worker -Q
    default,webhooks --pool threads`` (the webhooks worker's pool, see
    docs/decisions/0015), both on 127.0.0.1 and an ephemeral port.
 3. Holds BENCH_DEALS_CONNECTIONS concurrent connections (aiohttp) for
@@ -52,7 +53,8 @@ SELLERS_PER_BUYER = int(os.environ.get("BENCH_DEALS_SELLERS_PER_BUYER", "5"))
 ITEMS_PER_DEAL = 3
 WRITE_SHARE = 0.10
 GUNICORN_WORKERS = int(os.environ.get("BENCH_DEALS_GUNICORN_WORKERS", "3"))
-GUNICORN_THREADS = int(os.environ.get("BENCH_DEALS_GUNICORN_THREADS", "16"))
+# The web settings docker-compose.yml runs (3 x 8); BENCH_DEALS_GUNICORN_* to try others.
+GUNICORN_THREADS = int(os.environ.get("BENCH_DEALS_GUNICORN_THREADS", "8"))
 CELERY_CONCURRENCY = int(os.environ.get("BENCH_DEALS_CELERY_CONCURRENCY", "8"))
 WEBHOOK_WAIT_SECONDS = 60.0
 REQUEST_TIMEOUT = 120.0

@@ -124,6 +124,16 @@ def test_the_webhook_benchmark_measures_the_webhooks_worker_compose_runs(tmp_pat
     assert worker["deploy"]["replicas"] == bench.WORKER_PROCESSES
 
 
+def test_the_mixed_benchmark_measures_the_web_settings_compose_and_the_image_run(tmp_path):
+    from bench import deals as bench
+
+    command = rendered(tmp_path)["services"]["web"]["command"]
+    assert f"--workers={bench.GUNICORN_WORKERS}" in command
+    assert f"--threads={bench.GUNICORN_THREADS}" in command
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f'"--workers", "{bench.GUNICORN_WORKERS}", "--threads", "{bench.GUNICORN_THREADS}"' in dockerfile
+
+
 def test_the_dockerfile_needs_no_registry_frontend():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert not re.search(r"^#\s*syntax=", dockerfile, re.MULTILINE)
