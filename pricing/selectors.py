@@ -146,6 +146,8 @@ class PageKept:
         self._lock = threading.Lock()
 
     def get(self, key: tuple[Any, ...]) -> tuple[str, PricePage] | None:
+        if settings.PRICE_PAGE_CACHE_BYTES <= 0:
+            return None
         with self._lock:
             kept = self._pages.get(key)
             if kept is not None:
@@ -154,7 +156,7 @@ class PageKept:
 
     def put(self, key: tuple[Any, ...], version: str, page: PricePage) -> None:
         budget = settings.PRICE_PAGE_CACHE_BYTES
-        if len(page.text) > budget // 8:  # a few large pages must not push out every other
+        if budget <= 0 or len(page.text) > budget // 8:  # a few large pages must not push out every other
             return
         with self._lock:
             replaced = self._pages.pop(key, None)

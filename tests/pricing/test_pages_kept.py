@@ -42,11 +42,13 @@ def test_a_repeated_page_of_an_unchanged_series_is_not_read_again(stored):
     assert _prices(stored, format="csv") == ["100", "999", "102"]
 
 
-def test_pages_are_not_kept_when_the_budget_is_zero(stored, settings):
+def test_pages_are_not_kept_nor_served_kept_when_the_budget_is_zero(stored, settings):
     settings.PRICE_PAGE_CACHE_BYTES = 0
-    assert _prices(stored, format="csv") == ["100", "101", "102"]
     PricePoint.objects.filter(timestamp=NOON).update(price_usd=Decimal("999"))
+    assert _prices(stored) == ["100", "999", "102"]  # the page kept before is not served
     assert _prices(stored, format="csv") == ["100", "999", "102"]
+    PricePoint.objects.filter(timestamp=NOON).update(price_usd=Decimal("998"))
+    assert _prices(stored, format="csv") == ["100", "998", "102"]
 
 
 def test_a_write_of_the_series_through_the_services_is_served_at_once(stored, btc):
@@ -97,3 +99,11 @@ def test_a_page_larger_than_an_eighth_of_the_budget_is_not_kept(settings):
     kept.put(("small",), "v1", _page("x" * 100))
     assert kept.get(("big",)) is None
     assert kept.get(("small",)) is not None
+
+
+def test_an_empty_page_is_not_kept_when_the_budget_is_zero(settings):
+    settings.PRICE_PAGE_CACHE_BYTES = 0
+    kept = PageKept()
+    kept.put(("empty",), "v1", _page(""))
+    settings.PRICE_PAGE_CACHE_BYTES = 800
+    assert kept.get(("empty",)) is None
