@@ -40,31 +40,32 @@ def accounts_with_role(*, role: str) -> QuerySet[Account]:
 
 
 @functools.cache
-def _api_key_statement() -> str:
-    """One fixed statement for an unrevoked key and its account: every concrete column of
-    both, key first, so no query is compiled per request."""
+def _api_key_statement() -> tuple[str, list[str], list[str]]:
+    """One fixed statement for an unrevoked key and its account (every concrete column of
+    both, key first, so no query is compiled per request), and the two models' field names
+    in the order it reads them."""
     quote = connection.ops.quote_name
     key_meta, account_meta = AccountAPIKey._meta, Account._meta
     columns = [f"k.{quote(f.column)}" for f in key_meta.concrete_fields]
     columns += [f"a.{quote(f.column)}" for f in account_meta.concrete_fields]
     account_id = quote(key_meta.get_field("account").column)
-    return (
+    sql = (
         f"SELECT {', '.join(columns)} FROM {quote(key_meta.db_table)} k "  # noqa: S608 - names from the models
         f"JOIN {quote(account_meta.db_table)} a ON a.{quote(account_meta.pk.column)} = k.{account_id} "
         "WHERE k.prefix = %s AND NOT k.revoked"
     )
+    return sql, [f.attname for f in key_meta.concrete_fields], [f.attname for f in account_meta.concrete_fields]
 
 
 def _api_key_read(prefix: str, cursor: Any | None) -> AccountAPIKey | None:
+    sql, key_fields, account_fields = _api_key_statement()
     with cursor_or_default(cursor) as cur:
-        cur.execute(_api_key_statement(), [prefix])
+        cur.execute(sql, [prefix])
         row = cur.fetchone()
     if row is None:
         return None
-    key_fields = [f.attname for f in AccountAPIKey._meta.concrete_fields]
     api_key = AccountAPIKey.from_db("default", key_fields, row[: len(key_fields)])
-    account = Account.from_db("default", [f.attname for f in Account._meta.concrete_fields], row[len(key_fields) :])
-    api_key.account = account
+    api_key.account = Account.from_db("default", account_fields, row[len(key_fields) :])
     return api_key
 
 
